@@ -1,0 +1,304 @@
+//! The DB layer: one connection type over SQLite or PostgreSQL, its pool and migrations, and the
+//! seed's `add_user` / `find_user_by` / `update_user`.
+//!
+//! This is the only module that names `users::` columns. Its functions are synchronous and take
+//! `&mut AnyConnection`, so the Auth layer can run several of them inside one `run` closure and
+//! one transaction.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use rocket::fairing::AdHoc;
+use rocket::{Build, Rocket};
+use rocket_sync_db_pools::{database, Config as PoolConfig, PoolResult, Poolable};
+
+use crate::user::{users, NewUser, User, UserChanges, UserFilter};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite writer waits for the lock before giving up, in milliseconds.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A connection to either backend, chosen by the database URL at start.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// The pooled connection request guard for the `auth` database.
+#[database("auth")]
+pub struct DbConn(AnyConnection);
+
+/// The pool type behind [`DbConn`]; the Auth layer holds it to take a connection per step.
+pub type DbPool = rocket_sync_db_pools::ConnectionPool<DbConn, AnyConnection>;
+
+/// Errors of the DB layer. The Auth layer decides what each one means to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No row matched the filter.
+    #[error("no user matches the filter")]
+    NotFound,
+    /// The request named nothing that can be done, such as an empty change set.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A unique index refused the write.
+    #[error("duplicate value: {0}")]
+    Duplicate(String),
+    /// The database could not be reached or no connection was free in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure of a query.
+    #[error("query failed: {0}")]
+    Query(#[source] DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                DbError::Duplicate(info.message().to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            // SQLite reports a lock that outlived the busy timeout, or a read-only file, this way.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if is_transient_sqlite_message(info.message()) =>
+            {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+fn is_transient_sqlite_message(message: &str) -> bool {
+    ["database is locked", "readonly database", "disk I/O error", "unable to open"]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `postgres://` and `postgresql://` URLs are PostgreSQL; `sqlite://` URLs and plain paths are
+    /// SQLite. Any other scheme is refused rather than taken for a file name.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") || !url.contains("://") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(format!("unsupported database URL scheme in `{url}`: use a file path or postgres://"))
+        }
+    }
+}
+
+/// An r2d2 manager that opens the backend the URL names, keeping each driver's own error message
+/// (Diesel's derived `establish` tries every backend in turn and reports only the last failure).
+#[derive(Debug)]
+pub struct AnyConnectionManager {
+    url: String,
+    backend: Backend,
+}
+
+impl AnyConnectionManager {
+    pub fn new(url: &str) -> Result<Self, String> {
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite => url.trim_start_matches("sqlite://").to_owned(),
+            Backend::Postgres => url.to_owned(),
+        };
+        Ok(Self { url, backend })
+    }
+}
+
+impl ManageConnection for AnyConnectionManager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        let connection = match self.backend {
+            Backend::Sqlite => SqliteConnection::establish(&self.url).map(AnyConnection::Sqlite),
+            Backend::Postgres => PgConnection::establish(&self.url).map(AnyConnection::Postgres),
+        };
+        connection.map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map(drop).map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Sets the SQLite PRAGMAs on every new connection: WAL so readers never block the writer, a
+/// busy timeout so concurrent writers queue instead of failing, and enforced foreign keys.
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        if let AnyConnection::Sqlite(sqlite) = conn {
+            let pragmas = format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+            );
+            sqlite.batch_execute(&pragmas).map_err(r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+impl Poolable for AnyConnection {
+    type Manager = AnyConnectionManager;
+    type Error = String;
+
+    fn pool(db_name: &str, rocket: &Rocket<Build>) -> PoolResult<Self> {
+        let config = PoolConfig::from(db_name, rocket)?;
+        let manager = AnyConnectionManager::new(&config.url).map_err(rocket_sync_db_pools::Error::Custom)?;
+        if manager.backend == Backend::Sqlite {
+            create_parent_dir(&manager.url).map_err(rocket_sync_db_pools::Error::Custom)?;
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(config.pool_size)
+            // Keep one connection warm, not the whole pool: start-up stays fast and a PostgreSQL
+            // outage at start does not have to wait for every connection to time out.
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(u64::from(config.timeout)))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)?;
+        Ok(pool)
+    }
+}
+
+/// Creates the directory that will hold a SQLite file, so `cargo run` works on a fresh clone.
+fn create_parent_dir(path: &str) -> Result<(), String> {
+    match std::path::Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Attaches the pool and runs pending migrations at ignite; a failed migration stops the launch.
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Database", |rocket| async {
+        rocket.attach(DbConn::fairing()).attach(AdHoc::try_on_ignite("Run migrations", run_migrations))
+    })
+}
+
+async fn run_migrations(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
+    let Some(conn) = DbConn::get_one(&rocket).await else {
+        rocket::error!("no database connection for migrations");
+        return Err(rocket);
+    };
+    match conn.run(migrate).await {
+        Ok(()) => Ok(rocket),
+        Err(error) => {
+            rocket::error!("database migrations failed: {error}");
+            Err(rocket)
+        }
+    }
+}
+
+/// Runs every pending migration of the connection's backend.
+pub fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
+    let applied = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+    };
+    let applied = applied.map_err(|e| e.to_string())?;
+    if applied > 0 {
+        rocket::info!("applied {applied} database migration(s)");
+    }
+    Ok(())
+}
+
+/// Runs `work` in a write transaction. On SQLite it begins with `BEGIN IMMEDIATE`, which takes the
+/// write lock up front: a transaction that reads and then writes cannot then fail with "database
+/// is locked" when another writer got there between its read and its write.
+pub fn write_transaction<T, F>(conn: &mut AnyConnection, work: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+{
+    match conn {
+        AnyConnection::Postgres(_) => conn.transaction(work),
+        AnyConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+            let outcome = work(conn);
+            let AnyConnection::Sqlite(sqlite) = conn else { unreachable!("the backend cannot change") };
+            match outcome {
+                Ok(value) => {
+                    AnsiTransactionManager::commit_transaction(sqlite)?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    AnsiTransactionManager::rollback_transaction(sqlite)?;
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, matching the case-insensitive unique index on `users.email`.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Inserts a user and returns the stored row. A taken email is [`DbError::Duplicate`]: the unique
+/// index decides, so two concurrent registrations cannot both succeed.
+pub fn add_user(conn: &mut AnyConnection, new_user: &NewUser<'_>) -> Result<User, DbError> {
+    let user = diesel::insert_into(users::table)
+        .values(new_user)
+        // A plain column tuple: a `SelectBy` returning clause does not cross `MultiConnection`.
+        .returning(users::all_columns)
+        .get_result(conn)?;
+    Ok(user)
+}
+
+/// Returns the first user the filter matches, or [`DbError::NotFound`].
+pub fn find_user_by(conn: &mut AnyConnection, filter: UserFilter<'_>) -> Result<User, DbError> {
+    let query = users::table.select(User::as_select()).into_boxed();
+    let query = match filter {
+        UserFilter::Id(id) => query.filter(users::id.eq(id)),
+        UserFilter::Email(email) => query.filter(lower(users::email).eq(lower(email))),
+        UserFilter::SessionId(digest) => query.filter(users::session_id.eq(digest)),
+        UserFilter::ResetToken(digest) => query.filter(users::reset_token.eq(digest)),
+    };
+    Ok(query.first(conn)?)
+}
+
+/// Applies `changes` to the user with `user_id` and bumps `updated_at`.
+///
+/// Fails with [`DbError::InvalidRequest`] for an empty change set, the one mistake of the seed's
+/// `update_user` that the types cannot rule out, and with [`DbError::NotFound`] when no user has
+/// that id.
+pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges) -> Result<(), DbError> {
+    if changes.is_empty() {
+        return Err(DbError::InvalidRequest("the change set names no column"));
+    }
+    let updated = diesel::update(users::table.find(user_id))
+        .set((changes, users::updated_at.eq(Utc::now().naive_utc())))
+        .execute(conn)?;
+    match updated {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
+}

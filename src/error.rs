@@ -1,0 +1,223 @@
+//! The service's one error type, its JSON responder and the catchers.
+//!
+//! Every variant knows its status and its public message. The cause of a 5xx goes to the log and
+//! never into the body, which is always `{"message": "..."}`.
+
+use std::borrow::Cow;
+
+use rocket::form::{self, error::ErrorKind};
+use rocket::http::{Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+use rocket::serde::json::Json;
+use rocket::{catch, catchers, Catcher};
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// The result type of handlers and of the Auth layer.
+pub type ApiResult<T> = Result<T, Error>;
+
+/// Everything that can go wrong on a request, named by what it means to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is missing or malformed; the message names the field.
+    #[error("bad request: {0}")]
+    BadRequest(Cow<'static, str>),
+    /// Registration with an email that already has an account.
+    #[error("User {0} already exists")]
+    EmailTaken(String),
+    /// Unknown email or wrong password; deliberately one case.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// No valid session, or a token or email the action needs is not valid.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("too many requests; retry after {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
+    /// The database (or another dependency) cannot serve the request now.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the detail is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize)]
+pub struct MessageResponse {
+    pub message: Cow<'static, str>,
+}
+
+impl Error {
+    pub fn status(&self) -> Status {
+        match self {
+            Error::BadRequest(_) | Error::EmailTaken(_) => Status::BadRequest,
+            Error::InvalidCredentials => Status::Unauthorized,
+            Error::Forbidden(_) => Status::Forbidden,
+            Error::NotFound => Status::NotFound,
+            Error::PayloadTooLarge => Status::PayloadTooLarge,
+            Error::TooManyRequests { .. } => Status::TooManyRequests,
+            Error::Unavailable(_) => Status::ServiceUnavailable,
+            Error::Internal(_) => Status::InternalServerError,
+        }
+    }
+
+    /// The message a client sees. It never carries a cause, a token or a password.
+    pub fn public_message(&self) -> Cow<'static, str> {
+        match self {
+            Error::BadRequest(message) => message.clone(),
+            Error::EmailTaken(_) => "email already registered".into(),
+            Error::InvalidCredentials => "wrong email or password".into(),
+            Error::Forbidden(reason) => Cow::Borrowed(reason),
+            Error::TooManyRequests { .. } => "too many attempts; try again later".into(),
+            _ => default_message(self.status()).into(),
+        }
+    }
+
+    fn log(&self) {
+        if self.status().code >= 500 {
+            tracing::error!(status = self.status().code, "{self}");
+        } else {
+            tracing::debug!(status = self.status().code, "{self}");
+        }
+    }
+}
+
+/// The public message for a status when no handler said more.
+pub fn default_message(status: Status) -> &'static str {
+    match status.code {
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden: a valid session is required",
+        404 => "not found",
+        405 => "method not allowed",
+        413 => "request body too large",
+        415 => "unsupported media type: send a form body",
+        422 => "unprocessable request",
+        429 => "too many requests",
+        503 => "service temporarily unavailable",
+        500 => "internal server error",
+        _ => status.reason().unwrap_or("error"),
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Error {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        self.log();
+        let mut response =
+            (self.status(), Json(MessageResponse { message: self.public_message() })).respond_to(request)?;
+        if let Error::TooManyRequests { retry_after } = self {
+            response.set_header(Header::new("Retry-After", retry_after.to_string()));
+        }
+        Ok(response)
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::NotFound => Error::NotFound,
+            DbError::Unavailable(cause) => Error::Unavailable(cause),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<rocket::tokio::task::JoinError> for Error {
+    fn from(error: rocket::tokio::task::JoinError) -> Self {
+        Error::Internal(format!("background task failed: {error}"))
+    }
+}
+
+impl From<bcrypt::BcryptError> for Error {
+    fn from(error: bcrypt::BcryptError) -> Self {
+        Error::Internal(format!("bcrypt: {error}"))
+    }
+}
+
+/// A form that failed to parse: 413 when it is over the size limit, otherwise a 400 that names
+/// the first bad field.
+impl From<form::Errors<'_>> for Error {
+    fn from(errors: form::Errors<'_>) -> Self {
+        if errors.status() == Status::PayloadTooLarge {
+            return Error::PayloadTooLarge;
+        }
+        let Some(first) = errors.iter().next() else {
+            return Error::BadRequest("malformed form body".into());
+        };
+        let field = first.name.as_ref().map(|name| name.to_string());
+        let message = match (field, &first.kind) {
+            (Some(field), ErrorKind::Missing) => format!("{field} is required"),
+            (Some(field), ErrorKind::Validation(reason)) => format!("{field} {reason}"),
+            (Some(field), kind) => format!("{field} is invalid: {kind}"),
+            (None, kind) => format!("malformed form body: {kind}"),
+        };
+        Error::BadRequest(message.into())
+    }
+}
+
+/// The public error a request guard failed with, kept for the catcher that answers the request
+/// (Rocket 0.5 catchers see only the status).
+#[derive(Debug)]
+pub struct GuardError(pub Option<(Status, Cow<'static, str>)>);
+
+/// Records `error` for the catcher and hands back its status, for `Outcome::Error`.
+pub fn remember(request: &Request<'_>, error: &Error) -> Status {
+    request.local_cache(|| GuardError(Some((error.status(), error.public_message()))));
+    error.status()
+}
+
+#[catch(default)]
+fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<MessageResponse>) {
+    let message = match &request.local_cache(|| GuardError(None)).0 {
+        Some((remembered, message)) if *remembered == status => message.clone(),
+        _ => default_message(status).into(),
+    };
+    (status, Json(MessageResponse { message }))
+}
+
+/// The catchers: every status gets the JSON `{"message"}` envelope.
+pub fn catchers() -> Vec<Catcher> {
+    catchers![json_catcher]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_status_and_public_message() {
+        let cases = [
+            (Error::BadRequest("email is required".into()), 400, "email is required"),
+            (Error::EmailTaken("a@b.c".into()), 400, "email already registered"),
+            (Error::InvalidCredentials, 401, "wrong email or password"),
+            (Error::Forbidden("invalid reset token"), 403, "invalid reset token"),
+            (Error::NotFound, 404, "not found"),
+            (Error::PayloadTooLarge, 413, "request body too large"),
+            (Error::TooManyRequests { retry_after: 3 }, 429, "too many attempts; try again later"),
+            (Error::Unavailable("pool timed out".into()), 503, "service temporarily unavailable"),
+            (Error::Internal("secret detail".into()), 500, "internal server error"),
+        ];
+        for (error, status, message) in cases {
+            assert_eq!(error.status().code, status, "{error:?}");
+            assert_eq!(error.public_message(), message, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn email_taken_keeps_the_seed_wording_for_logs() {
+        assert_eq!(Error::EmailTaken("a@b.c".into()).to_string(), "User a@b.c already exists");
+    }
+
+    #[test]
+    fn db_errors_map_to_client_meanings() {
+        assert!(matches!(Error::from(DbError::NotFound), Error::NotFound));
+        assert!(matches!(Error::from(DbError::Unavailable("x".into())), Error::Unavailable(_)));
+        assert!(matches!(Error::from(DbError::InvalidRequest("x")), Error::Internal(_)));
+    }
+}

@@ -1,0 +1,6 @@
+//! Starts the service; everything else lives in the library.
+
+#[rocket::launch]
+fn launch() -> _ {
+    auth_service::rocket()
+}
