@@ -146,10 +146,14 @@ impl Default for TestApp {
 
 /// An untracked async client over a fresh database, for tests that send requests concurrently.
 pub async fn async_app() -> (AsyncClient, TestDatabase) {
+    async_app_with(|figment| figment).await
+}
+
+/// [`async_app`] with changed settings.
+pub async fn async_app_with(configure: impl FnOnce(Figment) -> Figment) -> (AsyncClient, TestDatabase) {
     let database = TestDatabase::new();
-    let client = AsyncClient::untracked(auth_service::build(test_figment(&database)))
-        .await
-        .expect("the service launches");
+    let figment = configure(test_figment(&database));
+    let client = AsyncClient::untracked(auth_service::build(figment)).await.expect("the service launches");
     (client, database)
 }
 
