@@ -210,6 +210,40 @@ mod tests {
     }
 
     #[test]
+    fn the_catcher_answers_every_status_in_the_json_envelope() {
+        let client = rocket::local::blocking::Client::debug_with(vec![]).expect("a client");
+        let request = client.get("/");
+        for (code, message) in [
+            (400, "bad request"),
+            (401, "unauthorized"),
+            (403, "forbidden: a valid session is required"),
+            (404, "not found"),
+            (405, "method not allowed"),
+            (413, "request body too large"),
+            (422, "unprocessable request"),
+            (500, "internal server error"),
+            (503, "service temporarily unavailable"),
+        ] {
+            let status = Status::new(code);
+            let (answered, Json(body)) = json_catcher(status, request.inner());
+            assert_eq!(answered, status);
+            assert_eq!(body.message, message, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_catcher_repeats_what_a_guard_remembered() {
+        let client = rocket::local::blocking::Client::debug_with(vec![]).expect("a client");
+        let request = client.get("/");
+        remember(request.inner(), &Error::BadRequest("email is required".into()));
+        let (status, Json(body)) = json_catcher(Status::BadRequest, request.inner());
+        assert_eq!((status, body.message.as_ref()), (Status::BadRequest, "email is required"));
+        // A different status falls back to the generic message.
+        let (_, Json(body)) = json_catcher(Status::NotFound, request.inner());
+        assert_eq!(body.message, "not found");
+    }
+
+    #[test]
     fn email_taken_keeps_the_seed_wording_for_logs() {
         assert_eq!(Error::EmailTaken("a@b.c".into()).to_string(), "User a@b.c already exists");
     }

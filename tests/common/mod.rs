@@ -111,11 +111,11 @@ impl TestApp {
     }
 
     pub fn post_form(&self, uri: &str, body: &str) -> LocalResponse<'_> {
-        self.client.post(uri.to_owned()).header(ContentType::Form).body(body.to_owned()).dispatch()
+        self.client.post(uri.to_owned()).header(ContentType::Form).body(body).dispatch()
     }
 
     pub fn put_form(&self, uri: &str, body: &str) -> LocalResponse<'_> {
-        self.client.put(uri.to_owned()).header(ContentType::Form).body(body.to_owned()).dispatch()
+        self.client.put(uri.to_owned()).header(ContentType::Form).body(body).dispatch()
     }
 
     /// Registers `email` / `password` and checks that it worked.
