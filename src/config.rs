@@ -58,3 +58,35 @@ pub fn stage() -> AdHoc {
         Ok(rocket.manage(config))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+
+    #[test]
+    fn rocket_toml_defaults_match_the_code_defaults() {
+        let from_file: Config =
+            Figment::from(Toml::file("Rocket.toml").nested()).select("default").extract().unwrap();
+        let defaults = Config::default();
+        assert_eq!(from_file.bcrypt_cost, defaults.bcrypt_cost);
+        assert_eq!(from_file.bcrypt_concurrency, defaults.bcrypt_concurrency);
+        assert_eq!(from_file.cookie_secure, defaults.cookie_secure);
+    }
+
+    #[test]
+    fn bcrypt_cost_outside_4_to_31_is_refused() {
+        for cost in [0, 3, 32] {
+            assert!(Config { bcrypt_cost: cost, ..Config::default() }.validate().is_err(), "{cost}");
+        }
+        assert!(Config { bcrypt_cost: 4, ..Config::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn bcrypt_permits_default_to_the_core_count() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(Config::default().bcrypt_permits(), cores);
+        assert_eq!(Config { bcrypt_concurrency: 3, ..Config::default() }.bcrypt_permits(), 3);
+    }
+}

@@ -302,3 +302,60 @@ pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_url_scheme() {
+        assert_eq!(Backend::from_url("data/auth.sqlite3"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::from_url("sqlite://data/auth.sqlite3"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u@h/db"), Ok(Backend::Postgres));
+        assert_eq!(Backend::from_url("postgresql://u@h/db"), Ok(Backend::Postgres));
+        // A typo in the scheme is refused, not taken for a new SQLite file.
+        assert!(Backend::from_url("postgress://u@h/db").is_err());
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn sqlite_connections_get_wal_a_busy_timeout_and_foreign_keys() {
+        #[derive(QueryableByName)]
+        struct Pragmas {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            timeout: i32,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            foreign_keys: i32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("nested/dir/auth.sqlite3").to_string_lossy().into_owned();
+        create_parent_dir(&url).unwrap();
+        let manager = AnyConnectionManager::new(&url).unwrap();
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .unwrap();
+        let mut conn = pool.get().unwrap();
+        let AnyConnection::Sqlite(sqlite) = &mut *conn else { panic!("a SQLite connection") };
+        let pragmas: Pragmas = diesel::sql_query(
+            "SELECT (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+             (SELECT timeout FROM pragma_busy_timeout) AS timeout, \
+             (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys",
+        )
+        .get_result(sqlite)
+        .unwrap();
+        assert_eq!(pragmas.journal_mode, "wal");
+        assert_eq!(pragmas.timeout, SQLITE_BUSY_TIMEOUT_MS as i32);
+        assert_eq!(pragmas.foreign_keys, 1);
+    }
+
+    #[test]
+    fn a_bad_postgres_url_keeps_the_driver_message() {
+        let manager = AnyConnectionManager::new("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let error = manager.connect().err().expect("nothing listens on port 1");
+        assert!(error.to_string().to_lowercase().contains("connect"), "{error}");
+    }
+}
