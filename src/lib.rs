@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod guard;
+pub mod password;
 pub mod user;
 
 use rocket::figment::Figment;

@@ -4,6 +4,7 @@
 mod common;
 
 use auth_service::auth::{generate_uuid, token_digest, Auth, Hasher, Password};
+use auth_service::config::Config;
 use auth_service::db::{self, DbConn, DbError};
 use auth_service::error::Error;
 use auth_service::user::{Email, NewUser, UserChanges, UserFilter};
@@ -20,7 +21,11 @@ fn password(raw: &str) -> Password {
 
 fn auth(client: &Client) -> Auth<'_> {
     let rocket = client.rocket();
-    Auth::new(DbConn::pool(rocket).expect("the pool"), rocket.state::<Hasher>().expect("the hasher"))
+    Auth::new(
+        DbConn::pool(rocket).expect("the pool"),
+        rocket.state::<Hasher>().expect("the hasher"),
+        rocket.state::<Config>().expect("the settings"),
+    )
 }
 
 async fn db_run<T: Send + 'static>(
@@ -34,10 +39,8 @@ async fn db_run<T: Send + 'static>(
 async fn db_add_user_returns_rows_with_increasing_ids() {
     let (client, _database) = async_app().await;
     let (first, second) = db_run(&client, |conn| {
-        let first =
-            db::add_user(conn, &NewUser { email: "test@test.com", hashed_password: "SuperHashedPwd" });
-        let second =
-            db::add_user(conn, &NewUser { email: "test1@test.com", hashed_password: "SuperHashedPwd1" });
+        let first = db::add_user(conn, &NewUser::new("test@test.com", "SuperHashedPwd"));
+        let second = db::add_user(conn, &NewUser::new("test1@test.com", "SuperHashedPwd1"));
         (first.unwrap(), second.unwrap())
     })
     .await;
@@ -51,8 +54,8 @@ async fn db_add_user_returns_rows_with_increasing_ids() {
 async fn db_add_user_duplicate_email_is_duplicate() {
     let (client, _database) = async_app().await;
     let outcome = db_run(&client, |conn| {
-        db::add_user(conn, &NewUser { email: "a@b.c", hashed_password: "h" }).unwrap();
-        db::add_user(conn, &NewUser { email: "A@B.C", hashed_password: "h" })
+        db::add_user(conn, &NewUser::new("a@b.c", "h")).unwrap();
+        db::add_user(conn, &NewUser::new("A@B.C", "h"))
     })
     .await;
     assert!(matches!(outcome, Err(DbError::Duplicate(_))), "{outcome:?}");
@@ -62,7 +65,7 @@ async fn db_add_user_duplicate_email_is_duplicate() {
 async fn db_find_user_by_finds_and_reports_not_found() {
     let (client, _database) = async_app().await;
     let (by_email, by_id, missing) = db_run(&client, |conn| {
-        let user = db::add_user(conn, &NewUser { email: "test@test.com", hashed_password: "h" }).unwrap();
+        let user = db::add_user(conn, &NewUser::new("test@test.com", "h")).unwrap();
         (
             db::find_user_by(conn, UserFilter::Email("TEST@test.com")).unwrap(),
             db::find_user_by(conn, UserFilter::Id(user.id)).unwrap(),
@@ -78,7 +81,7 @@ async fn db_find_user_by_finds_and_reports_not_found() {
 async fn db_update_user_changes_columns_and_rejects_empty_changes() {
     let (client, _database) = async_app().await;
     let (updated, empty, unknown) = db_run(&client, |conn| {
-        let user = db::add_user(conn, &NewUser { email: "test@test.com", hashed_password: "h" }).unwrap();
+        let user = db::add_user(conn, &NewUser::new("test@test.com", "h")).unwrap();
         let changes = UserChanges { hashed_password: Some("NewPwd".into()), ..Default::default() };
         db::update_user(conn, user.id, &changes).unwrap();
         (
@@ -98,16 +101,16 @@ async fn db_update_user_changes_columns_and_rejects_empty_changes() {
 async fn db_update_user_sets_nullable_columns_to_null() {
     let (client, _database) = async_app().await;
     let user = db_run(&client, |conn| {
-        let user = db::add_user(conn, &NewUser { email: "a@b.c", hashed_password: "h" }).unwrap();
-        let set = UserChanges { session_id: Some(Some("digest".into())), ..Default::default() };
+        let user = db::add_user(conn, &NewUser::new("a@b.c", "h")).unwrap();
+        let set = UserChanges { reset_token: Some(Some("digest".into())), ..Default::default() };
         db::update_user(conn, user.id, &set).unwrap();
-        assert!(db::find_user_by(conn, UserFilter::SessionId("digest")).is_ok());
-        let clear = UserChanges { session_id: Some(None), ..Default::default() };
+        assert!(db::find_user_by(conn, UserFilter::ResetToken("digest")).is_ok());
+        let clear = UserChanges { reset_token: Some(None), ..Default::default() };
         db::update_user(conn, user.id, &clear).unwrap();
         db::find_user_by(conn, UserFilter::Id(user.id)).unwrap()
     })
     .await;
-    assert_eq!(user.session_id, None);
+    assert_eq!(user.reset_token, None);
 }
 
 #[rocket::async_test]
@@ -116,9 +119,10 @@ async fn auth_hash_password_is_salted_bcrypt() {
     let auth = auth(&client);
     let first = auth.hash_password(&password("b4l0u")).await.unwrap();
     let second = auth.hash_password(&password("b4l0u")).await.unwrap();
-    assert!(first.starts_with("$2b$04$"), "{first}");
+    assert!(first.starts_with("v2$$2b$04$"), "{first}");
     assert_ne!(first, second, "each hash has its own salt");
-    assert!(bcrypt::verify("b4l0u", &first).unwrap());
+    let hasher = client.rocket().state::<Hasher>().unwrap();
+    assert!(hasher.verify(&password("b4l0u"), &first).await.unwrap().matches);
 }
 
 #[rocket::async_test]
@@ -158,13 +162,21 @@ fn auth_generate_uuid_gives_distinct_v4_uuids() {
 async fn auth_create_session_stores_only_the_digest() {
     let (client, _database) = async_app().await;
     let auth = auth(&client);
-    auth.register_user(&email("bob@bob.com"), &password("MyPwdOfBob")).await.unwrap();
+    let user = auth.register_user(&email("bob@bob.com"), &password("MyPwdOfBob")).await.unwrap();
     let session_id = auth.create_session(&email("bob@bob.com")).await.unwrap().expect("a session id");
     assert_eq!(auth.create_session(&email("unknown@email.com")).await.unwrap(), None);
-    let stored =
-        db_run(&client, |conn| db::find_user_by(conn, UserFilter::Email("bob@bob.com")).unwrap()).await;
-    assert_eq!(stored.session_id, Some(token_digest(&session_id)));
-    assert_ne!(stored.session_id.as_deref(), Some(session_id.as_str()));
+    let digest = token_digest(&session_id);
+    let (session, owner) = {
+        let digest = digest.clone();
+        db_run(&client, move |conn| db::find_session(conn, &digest).unwrap()).await
+    };
+    assert_eq!(owner.id, user.id);
+    assert_eq!(session.token_hash, digest);
+    assert_ne!(session.token_hash, session_id);
+    // The seed's filter finds the user by the session digest too.
+    let found =
+        db_run(&client, move |conn| db::find_user_by(conn, UserFilter::SessionId(&digest)).unwrap()).await;
+    assert_eq!(found.id, user.id);
 }
 
 #[rocket::async_test]
