@@ -19,7 +19,7 @@ pub const SESSION_COOKIE: &str = "session_id";
 
 /// The outcome of resolving the session cookie, cached for the rest of the request.
 enum SessionLookup {
-    Found(CurrentSession),
+    Found(Box<CurrentSession>),
     Missing,
     Failed(Status, Cow<'static, str>),
 }
@@ -36,7 +36,7 @@ impl<'r> FromRequest<'r> for CurrentSession {
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         let lookup = request.local_cache_async(lookup_session(request)).await;
         match lookup {
-            SessionLookup::Found(current) => Outcome::Success(current.clone()),
+            SessionLookup::Found(current) => Outcome::Success(current.as_ref().clone()),
             SessionLookup::Missing => Outcome::Forward(Status::Forbidden),
             SessionLookup::Failed(status, message) => {
                 request.local_cache(|| crate::error::GuardError(Some((*status, message.clone()))));
@@ -77,7 +77,7 @@ async fn lookup_session(request: &Request<'_>) -> SessionLookup {
         _ => return SessionLookup::Failed(Status::InternalServerError, "internal server error".into()),
     };
     match auth.resolve_session(&session_id).await {
-        Ok(Some(current)) => SessionLookup::Found(current),
+        Ok(Some(current)) => SessionLookup::Found(Box::new(current)),
         Ok(None) => SessionLookup::Missing,
         Err(error) => {
             tracing::error!("session look-up failed: {error}");
