@@ -72,7 +72,8 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())
             }
-            // SQLite reports a lock that outlived the busy timeout, or a read-only file, this way.
+            // SQLite reports a lock that outlived the busy timeout, a read-only file or a full disk
+            // this way: the database cannot serve now, which is a 503, not a bug.
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
                 if is_transient_sqlite_message(info.message()) =>
             {
@@ -84,7 +85,7 @@ impl From<DieselError> for DbError {
 }
 
 fn is_transient_sqlite_message(message: &str) -> bool {
-    ["database is locked", "readonly database", "disk I/O error", "unable to open"]
+    ["database is locked", "readonly database", "disk is full", "disk I/O error", "unable to open"]
         .iter()
         .any(|needle| message.contains(needle))
 }
