@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use auth_service::auth::{token_digest, Auth, Hasher, Password};
+use auth_service::config::Config;
 use auth_service::db::{self, AnyConnection, AnyConnectionManager, DbConn};
-use auth_service::user::{Email, UserFilter};
+use auth_service::user::Email;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use diesel::r2d2::ManageConnection;
 use rocket::tokio::runtime::{Builder, Runtime};
@@ -37,7 +38,8 @@ fn session_lookup(c: &mut Criterion) {
     let rocket = runtime.block_on(auth_service::build(figment).ignite()).expect("the service ignites");
     let pool = DbConn::pool(&rocket).expect("the database stage");
     let hasher = rocket.state::<Hasher>().expect("the hasher stage");
-    let auth = Auth::new(pool, hasher);
+    let config = rocket.state::<Config>().expect("the configuration stage");
+    let auth = Auth::new(pool, hasher, config);
     let password = Password::parse(PASSWORD).expect("a valid password");
     let session_id = runtime.block_on(async {
         for n in 0..OTHER_USERS {
@@ -57,9 +59,7 @@ fn session_lookup(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("session_lookup");
     group.bench_function("digest", |b| b.iter(|| token_digest(std::hint::black_box(&session_id))));
-    group.bench_function("query", |b| {
-        b.iter(|| db::find_user_by(&mut conn, UserFilter::SessionId(std::hint::black_box(&digest))))
-    });
+    group.bench_function("query", |b| b.iter(|| db::find_session(&mut conn, std::hint::black_box(&digest))));
     group.bench_function("auth", |b| {
         b.iter(|| {
             runtime
@@ -87,9 +87,9 @@ fn password_verify(c: &mut Criterion) {
     }
 
     // What a login pays on top of bcrypt: the semaphore and the hop to the blocking pool.
-    let hasher = Hasher::new(4, 2);
+    let hasher = Hasher::new(4, b"bench pepper", 2);
     let password = Password::parse(PASSWORD).expect("a valid password");
-    let hash = bcrypt::hash(PASSWORD, 4).expect("a hash");
+    let hash = runtime.block_on(hasher.hash(&password)).expect("a hash");
     group.sampling_mode(SamplingMode::Auto).sample_size(100).measurement_time(Duration::from_secs(5));
     group.bench_function("hasher_cost_4", |b| {
         b.iter(|| {

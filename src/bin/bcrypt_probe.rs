@@ -28,7 +28,7 @@ fn run() -> Result<(), String> {
     }
     .max(1);
     let config: Config = rocket::Config::figment().extract().map_err(|e| format!("settings: {e}"))?;
-    config.validate()?;
+    config.validate(false)?;
     let cost = config.bcrypt_cost;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
