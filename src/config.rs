@@ -15,11 +15,26 @@ pub struct Config {
     pub bcrypt_concurrency: usize,
     /// Whether the session cookie carries `Secure` (set it when served over HTTPS).
     pub cookie_secure: bool,
+    /// Whether every response carries `Strict-Transport-Security` (set it when served over HTTPS
+    /// only: browsers then refuse plain HTTP to this host for two years).
+    pub hsts: bool,
+    /// Requests per minute one client IP may make to the credential endpoints (log in, register,
+    /// reset); 0 turns the per-IP limit off.
+    pub ip_limit_per_minute: u32,
+    /// How many of those requests one IP may make back to back before the per-minute pace applies.
+    pub ip_limit_burst: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { bcrypt_cost: 12, bcrypt_concurrency: 0, cookie_secure: false }
+        Self {
+            bcrypt_cost: 12,
+            bcrypt_concurrency: 0,
+            cookie_secure: false,
+            hsts: false,
+            ip_limit_per_minute: 60,
+            ip_limit_burst: 10,
+        }
     }
 }
 
@@ -28,6 +43,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(format!("bcrypt_cost must be between 4 and 31, not {}", self.bcrypt_cost));
+        }
+        // A burst of 0 would refuse every request, which is never meant: turning the limit off is
+        // `ip_limit_per_minute = 0`.
+        if self.ip_limit_per_minute > 0 && self.ip_limit_burst == 0 {
+            return Err("ip_limit_burst must be at least 1 (set ip_limit_per_minute = 0 to turn the limit off)".into());
         }
         Ok(())
     }
@@ -73,6 +93,16 @@ mod tests {
         assert_eq!(from_file.bcrypt_cost, defaults.bcrypt_cost);
         assert_eq!(from_file.bcrypt_concurrency, defaults.bcrypt_concurrency);
         assert_eq!(from_file.cookie_secure, defaults.cookie_secure);
+        assert_eq!(from_file.hsts, defaults.hsts);
+        assert_eq!(from_file.ip_limit_per_minute, defaults.ip_limit_per_minute);
+        assert_eq!(from_file.ip_limit_burst, defaults.ip_limit_burst);
+    }
+
+    #[test]
+    fn an_ip_limit_burst_of_0_is_refused_unless_the_limit_is_off() {
+        let no_burst = Config { ip_limit_burst: 0, ..Config::default() };
+        assert!(no_burst.validate().is_err());
+        assert!(Config { ip_limit_per_minute: 0, ..no_burst }.validate().is_ok());
     }
 
     #[test]
