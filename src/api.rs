@@ -12,6 +12,7 @@ use crate::auth::{Auth, Password};
 use crate::config::Config;
 use crate::error::{ApiResult, Error};
 use crate::guard::{self, ApiForm};
+use crate::limit::IpLimit;
 use crate::user::{Email, User};
 
 /// `email` and `password`, for registering and logging in.
@@ -78,6 +79,7 @@ pub fn index() -> Json<WelcomeResponse> {
 /// `POST /users`: registers a user; a taken email is a 400.
 #[post("/users", data = "<form>")]
 pub async fn create_user(
+    _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
@@ -89,6 +91,7 @@ pub async fn create_user(
 /// `POST /sessions`: logs in and sets the `session_id` cookie; bad credentials are a 401.
 #[post("/sessions", data = "<form>")]
 pub async fn create_session(
+    _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
     cookies: &CookieJar<'_>,
@@ -120,6 +123,7 @@ pub fn profile(user: User) -> Json<ProfileResponse> {
 /// `POST /reset_password`: issues a reset token; an unknown email is a 403.
 #[post("/reset_password", data = "<form>")]
 pub async fn create_reset_token(
+    _limit: IpLimit,
     form: ApiForm<ResetRequestForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<ResetTokenResponse>> {
@@ -131,6 +135,7 @@ pub async fn create_reset_token(
 /// `PUT /reset_password`: sets a new password with a reset token; a bad token is a 403.
 #[put("/reset_password", data = "<form>")]
 pub async fn update_password(
+    _limit: IpLimit,
     form: ApiForm<PasswordUpdateForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
