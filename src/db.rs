@@ -17,6 +17,7 @@ use rocket::fairing::AdHoc;
 use rocket::{Build, Rocket};
 use rocket_sync_db_pools::{database, Config as PoolConfig, PoolResult, Poolable};
 
+use crate::event::{auth_events, NewAuthEvent};
 use crate::user::{
     login_throttles, sessions, users, LoginThrottle, NewSession, NewUser, Session, User, UserChanges,
     UserFilter,
@@ -308,6 +309,15 @@ pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges
         0 => Err(DbError::NotFound),
         _ => Ok(()),
     }
+}
+
+/// Stores one authentication event, stamped with the current UTC time. Callers go through
+/// [`crate::audit::record`], which also logs it.
+pub fn record_event(conn: &mut AnyConnection, event: &NewAuthEvent<'_>) -> Result<(), DbError> {
+    diesel::insert_into(auth_events::table)
+        .values((event, auth_events::created_at.eq(Utc::now().naive_utc())))
+        .execute(conn)?;
+    Ok(())
 }
 
 #[cfg(test)]

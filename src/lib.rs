@@ -3,13 +3,21 @@
 //! Layers, with dependencies pointing one way: routes ([`api`], and later pages) → [`auth`] →
 //! [`db`] → [`user`]. [`guard`] holds the request guards both kinds of route share, [`error`]
 //! the one error type, and [`config`] the typed settings.
+//!
+//! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
+//! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
+//! [`db`]).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod event;
 pub mod guard;
+pub mod headers;
+pub mod limit;
 pub mod password;
 pub mod user;
 
@@ -27,6 +35,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(config::stage())
         .attach(auth::stage())
         .attach(db::stage())
+        .attach(limit::stage())
+        .attach(headers::SecurityHeaders)
         .mount("/", api::routes())
         .register("/", error::catchers())
 }

@@ -42,7 +42,7 @@ fn post_sessions_past_the_threshold_is_429_with_retry_after() {
     assert_eq!(response.status(), Status::TooManyRequests);
     assert_eq!(retry_after(&response), 1);
     assert!(response.headers().get_one("Set-Cookie").is_none());
-    assert_eq!(json(response), j!({"message": "too many attempts; try again later"}));
+    assert_eq!(json(response), j!({"message": "too many requests; slow down"}));
 }
 
 #[test]
