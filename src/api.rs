@@ -8,7 +8,8 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, routes, uri, Route, State};
 use serde::Serialize;
 
-use crate::auth::{Auth, ClientInfo, CurrentSession, Password};
+use crate::audit::RequestMeta;
+use crate::auth::{Auth, CurrentSession, Password};
 use crate::config::Config;
 use crate::db::SessionScope;
 use crate::error::ApiResult;
@@ -97,7 +98,7 @@ pub async fn create_session(
     _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
-    client: ClientInfo,
+    client: RequestMeta,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
 ) -> ApiResult<Json<EmailMessageResponse>> {

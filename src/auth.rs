@@ -13,6 +13,7 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 use sha2::{Digest, Sha256};
 
+use crate::audit::RequestMeta;
 use crate::config::Config;
 use crate::db::{self, AnyConnection, DbConn, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
@@ -56,13 +57,6 @@ pub fn token_digest(token: &str) -> String {
 /// emails are counted like known ones.
 pub fn throttle_key(email: &Email) -> String {
     token_digest(&email.as_str().to_lowercase())
-}
-
-/// Where a request came from, stored with its session.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 /// A live session and its user, as the session guard resolves them.
@@ -126,7 +120,7 @@ impl<'r> Auth<'r> {
     /// Starts a session for `email` and returns its id, or `None` for an unknown email.
     pub async fn create_session(&self, email: &Email) -> ApiResult<Option<String>> {
         match self.find_user(UserFilter::Email(email.as_str())).await? {
-            Some(user) => self.start_session(&user, ClientInfo::default()).await.map(Some),
+            Some(user) => self.start_session(&user, RequestMeta::default()).await.map(Some),
             None => Ok(None),
         }
     }
@@ -134,7 +128,7 @@ impl<'r> Auth<'r> {
     /// Logs in: refuses a throttled account with 429 before any bcrypt work, checks the password,
     /// counts a failure, and on success forgets earlier failures, upgrades an old hash and starts
     /// a session. Returns the session id for the cookie.
-    pub async fn login(&self, email: &Email, password: &Password, client: ClientInfo) -> ApiResult<String> {
+    pub async fn login(&self, email: &Email, password: &Password, client: RequestMeta) -> ApiResult<String> {
         let key = throttle_key(email);
         if let Some(retry_after) = self.throttle_wait(&key).await? {
             return Err(Error::TooManyRequests { retry_after });
@@ -200,12 +194,13 @@ impl<'r> Auth<'r> {
     }
 
     /// Stores a new session for `user` and returns its token.
-    async fn start_session(&self, user: &User, client: ClientInfo) -> ApiResult<String> {
+    async fn start_session(&self, user: &User, client: RequestMeta) -> ApiResult<String> {
         let token = generate_token();
         let digest = token_digest(&token);
         let now = Utc::now().naive_utc();
         let expires_at = now + self.config.absolute_timeout();
         let user_id = user.id;
+        let ip = client.ip.map(|ip| ip.to_string());
         self.run(move |conn| {
             let new_session = NewSession {
                 user_id,
@@ -213,7 +208,7 @@ impl<'r> Auth<'r> {
                 created_at: now,
                 last_seen_at: now,
                 expires_at,
-                ip: client.ip.as_deref(),
+                ip: ip.as_deref(),
                 user_agent: client.user_agent.as_deref(),
             };
             db::add_session(conn, &new_session)
