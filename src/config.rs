@@ -47,7 +47,10 @@ impl Config {
         // A burst of 0 would refuse every request, which is never meant: turning the limit off is
         // `ip_limit_per_minute = 0`.
         if self.ip_limit_per_minute > 0 && self.ip_limit_burst == 0 {
-            return Err("ip_limit_burst must be at least 1 (set ip_limit_per_minute = 0 to turn the limit off)".into());
+            return Err(
+                "ip_limit_burst must be at least 1 (set ip_limit_per_minute = 0 to turn the limit off)"
+                    .into(),
+            );
         }
         Ok(())
     }

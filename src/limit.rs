@@ -132,7 +132,9 @@ impl<'r> FromRequest<'r> for IpLimit {
                 let verdict = limiter.check(ip);
                 if verdict.is_err() {
                     let meta = RequestMeta::of(request);
-                    audit::trace(&AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::IpLimit, &meta).as_new());
+                    audit::trace(
+                        &AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::IpLimit, &meta).as_new(),
+                    );
                 }
                 Verdict(verdict)
             }
@@ -140,7 +142,9 @@ impl<'r> FromRequest<'r> for IpLimit {
         });
         match verdict.0 {
             Ok(()) => Outcome::Success(IpLimit),
-            Err(retry_after) => Outcome::Error((remember(request, &Error::TooManyRequests { retry_after }), ())),
+            Err(retry_after) => {
+                Outcome::Error((remember(request, &Error::TooManyRequests { retry_after }), ()))
+            }
         }
     }
 }

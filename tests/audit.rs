@@ -91,9 +91,11 @@ fn user(database: &TestDatabase, email: &str) -> User {
 /// metadata, the event is written inside the connection's `run`.
 #[post("/probe/login_failure")]
 async fn record_probe(meta: RequestMeta, conn: DbConn) -> Result<&'static str, Status> {
-    let event =
-        AuthEvent::new(AuthEventKind::LoginFailure, AuthOutcome::UnknownEmail, &meta).email("who@example.com");
-    conn.run(move |conn| audit::record(conn, &event.as_new())).await.map_err(|_| Status::InternalServerError)?;
+    let event = AuthEvent::new(AuthEventKind::LoginFailure, AuthOutcome::UnknownEmail, &meta)
+        .email("who@example.com");
+    conn.run(move |conn| audit::record(conn, &event.as_new()))
+        .await
+        .map_err(|_| Status::InternalServerError)?;
     Ok("recorded")
 }
 
@@ -192,7 +194,10 @@ fn api_flow_puts_no_password_token_or_hash_in_logs_or_audit_rows() {
     assert_eq!(send(&app, Method::Post, "/users", &credentials(GOOD_PASSWORD)).status(), Status::Ok);
     secrets.push(("bcrypt hash", user(&app.database, EMAIL).hashed_password));
 
-    assert_eq!(send(&app, Method::Post, "/sessions", &credentials(WRONG_PASSWORD)).status(), Status::Unauthorized);
+    assert_eq!(
+        send(&app, Method::Post, "/sessions", &credentials(WRONG_PASSWORD)).status(),
+        Status::Unauthorized
+    );
     let login = send(&app, Method::Post, "/sessions", &credentials(GOOD_PASSWORD));
     assert_eq!(login.status(), Status::Ok);
     let session_id = login.cookies().get("session_id").expect("a session cookie").value().to_owned();
@@ -219,8 +224,14 @@ fn api_flow_puts_no_password_token_or_hash_in_logs_or_audit_rows() {
 
     assert_eq!(send(&app, Method::Post, "/sessions", &credentials(NEW_PASSWORD)).status(), Status::Ok);
     // That was the 6th limited request; the 8th is over the burst of 7.
-    assert_eq!(send(&app, Method::Post, "/sessions", &credentials(WRONG_PASSWORD)).status(), Status::Unauthorized);
-    assert_eq!(send(&app, Method::Post, "/sessions", &credentials(NEW_PASSWORD)).status(), Status::TooManyRequests);
+    assert_eq!(
+        send(&app, Method::Post, "/sessions", &credentials(WRONG_PASSWORD)).status(),
+        Status::Unauthorized
+    );
+    assert_eq!(
+        send(&app, Method::Post, "/sessions", &credentials(NEW_PASSWORD)).status(),
+        Status::TooManyRequests
+    );
 
     let logs = captured_logs();
     // The capture saw this flow: Rocket's request lines, our error lines and the audit line.
@@ -235,10 +246,13 @@ fn api_flow_puts_no_password_token_or_hash_in_logs_or_audit_rows() {
     );
     let rows = stored_events(&app.database);
     for (name, secret) in &secrets {
-        assert!(!logs.contains(secret.as_str()), "the {name} appears in the logs");
+        let leaks: Vec<_> = logs.lines().filter(|line| line.contains(secret.as_str())).collect();
+        assert!(leaks.is_empty(), "the {name} appears in the logs: {leaks:#?}");
         for row in &rows {
             let (kind, _, email, ip, agent, outcome, _) = row;
-            for text in [Some(kind), email.as_ref(), ip.as_ref(), agent.as_ref(), Some(outcome)].into_iter().flatten() {
+            for text in
+                [Some(kind), email.as_ref(), ip.as_ref(), agent.as_ref(), Some(outcome)].into_iter().flatten()
+            {
                 assert!(!text.contains(secret.as_str()), "the {name} appears in an auth_events row");
             }
         }
