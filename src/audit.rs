@@ -25,6 +25,7 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 
+use rocket::fairing::AdHoc;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
@@ -118,6 +119,19 @@ impl AuthOutcome {
             AuthOutcome::AccountLimit => "account_limit",
         }
     }
+}
+
+/// Caps the log at `debug` once Rocket has set its level up: at Rocket's own `debug` level
+/// (`log_level = "debug"`, which means `trace`) its form parser logs every field it reads,
+/// passwords and reset tokens included. The cap runs at liftoff, before the first request.
+pub fn stage() -> AdHoc {
+    AdHoc::on_liftoff("Log level cap", |_| {
+        Box::pin(async {
+            if log::max_level() > log::LevelFilter::Debug {
+                log::set_max_level(log::LevelFilter::Debug);
+            }
+        })
+    })
 }
 
 /// Where a request came from: the client IP (see the `ip_header` setting) and the user agent,

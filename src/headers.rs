@@ -49,8 +49,7 @@ impl Fairing for SecurityHeaders {
         }
         // Anything dynamic may be personal: the profile, a reset token, a page with a flash. Only
         // static files may sit in a browser or proxy cache, and never one that sets a cookie.
-        let cacheable = is_static_file(request) && response.status().class().is_success();
-        if !cacheable || sets_session_cookie(response) {
+        if !is_static_file(request, response) || sets_session_cookie(response) {
             response.set_header(Header::new("Cache-Control", "no-store"));
         }
         let hsts = request.rocket().state::<Config>().is_some_and(|config| config.hsts);
@@ -60,13 +59,14 @@ impl Fairing for SecurityHeaders {
     }
 }
 
-/// Whether the request was answered by a `FileServer` route (Rocket names those routes
-/// `FileServer: <dir>`).
-fn is_static_file(request: &Request<'_>) -> bool {
-    request
+/// Whether a `FileServer` route (Rocket names those routes `FileServer: <dir>`) served a file.
+/// A miss ends in a catcher while `route()` still names the file server, hence the status check.
+fn is_static_file(request: &Request<'_>, response: &Response<'_>) -> bool {
+    let file_server = request
         .route()
         .and_then(|route| route.name.as_deref())
-        .is_some_and(|name| name.starts_with("FileServer:"))
+        .is_some_and(|name| name.starts_with("FileServer:"));
+    file_server && response.status().class().is_success()
 }
 
 /// Whether the response sets or removes the session cookie.
@@ -120,8 +120,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let client = client(dir.path());
         let response = client.get("/cookie").dispatch();
-        let set_cookie = response.headers().get_one("Set-Cookie").unwrap_or_default().to_owned();
-        assert!(set_cookie.starts_with("session_id=abc"), "{set_cookie}");
+        let set_cookie = response.headers().get_one("Set-Cookie").unwrap_or_default();
+        assert!(set_cookie.starts_with("session_id=abc;"), "{set_cookie}");
         assert_eq!(response.headers().get_one("Cache-Control"), Some("no-store"));
     }
 

@@ -37,6 +37,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(db::stage())
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)
+        .attach(audit::stage())
         .mount("/", api::routes())
         .register("/", error::catchers())
 }

@@ -110,8 +110,8 @@ pub fn stage() -> AdHoc {
 /// to the audit log.
 ///
 /// The verdict is cached for the request, so a request that several ranked routes try spends
-/// one unit of allowance, not one per route. A request without a client address (only Rocket's
-/// local test client sends one) is not limited.
+/// one unit of allowance, not one per route. A request without a client address is not limited: only
+/// Rocket's local test client sends such requests; a served request always has its TCP peer.
 #[derive(Debug, Clone, Copy)]
 pub struct IpLimit;
 
