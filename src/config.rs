@@ -15,11 +15,37 @@ pub struct Config {
     pub bcrypt_concurrency: usize,
     /// Whether the session cookie carries `Secure` (set it when served over HTTPS).
     pub cookie_secure: bool,
+    /// The key that signs the CSRF tokens of the pages' forms: the base64 of at least 32 random
+    /// bytes. Unset, each start makes a random key, so a form rendered before a restart or by
+    /// another instance is refused once; deployments with several instances must set it.
+    pub csrf_secret: Option<Secret>,
+}
+
+/// A secret setting: read from a string like any other, never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret's text, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { bcrypt_cost: 12, bcrypt_concurrency: 0, cookie_secure: false }
+        Self { bcrypt_cost: 12, bcrypt_concurrency: 0, cookie_secure: false, csrf_secret: None }
     }
 }
 

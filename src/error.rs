@@ -1,7 +1,8 @@
-//! The service's one error type, its JSON responder and the catchers.
+//! The service's one error type, its responder and the catchers.
 //!
 //! Every variant knows its status and its public message. The cause of a 5xx goes to the log and
-//! never into the body, which is always `{"message": "..."}`.
+//! never into the body, which is `{"message": "..."}`, or an HTML error page with the same message
+//! when the client prefers `text/html` (browsers).
 
 use std::borrow::Cow;
 
@@ -11,9 +12,11 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
+use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::guard::prefers_html;
 
 /// The result type of handlers and of the Auth layer.
 pub type ApiResult<T> = Result<T, Error>;
@@ -109,6 +112,11 @@ pub fn default_message(status: Status) -> &'static str {
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         self.log();
+        if prefers_html(request) {
+            // Browsers get the HTML error page, which the catcher renders with this message.
+            remember(request, &self);
+            return Err(self.status());
+        }
         let mut response =
             (self.status(), Json(MessageResponse { message: self.public_message() })).respond_to(request)?;
         if let Error::TooManyRequests { retry_after } = self {
@@ -172,18 +180,30 @@ pub fn remember(request: &Request<'_>, error: &Error) -> Status {
     error.status()
 }
 
+/// The body of a caught error.
+#[derive(Responder)]
+enum ErrorBody {
+    Html(Template),
+    Json(Json<MessageResponse>),
+}
+
+/// Answers every status no handler answered: the HTML error page for browsers, the JSON
+/// `{"message"}` envelope for everyone else.
 #[catch(default)]
-fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<MessageResponse>) {
+fn default_catcher(status: Status, request: &Request<'_>) -> (Status, ErrorBody) {
     let message = match &request.local_cache(|| GuardError(None)).0 {
         Some((remembered, message)) if *remembered == status => message.clone(),
         _ => default_message(status).into(),
     };
-    (status, Json(MessageResponse { message }))
+    match prefers_html(request) {
+        true => (status, ErrorBody::Html(crate::pages::error_page(status, &message))),
+        false => (status, ErrorBody::Json(Json(MessageResponse { message }))),
+    }
 }
 
-/// The catchers: every status gets the JSON `{"message"}` envelope.
+/// The catchers: one for every status, in HTML or JSON as the client prefers.
 pub fn catchers() -> Vec<Catcher> {
-    catchers![json_catcher]
+    catchers![default_catcher]
 }
 
 #[cfg(test)]

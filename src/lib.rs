@@ -1,19 +1,23 @@
 //! auth-service: a user authentication service with a JSON API and server-rendered pages.
 //!
-//! Layers, with dependencies pointing one way: routes ([`api`], and later pages) → [`auth`] →
-//! [`db`] → [`user`]. [`guard`] holds the request guards both kinds of route share, [`error`]
-//! the one error type, and [`config`] the typed settings.
+//! Layers, with dependencies pointing one way: routes ([`api`], [`pages`]) → [`auth`] → [`db`] →
+//! [`user`]. [`guard`] holds the request guards both kinds of route share, [`csrf`] the pages'
+//! form protection, [`error`] the one error type, and [`config`] the typed settings.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod guard;
+pub mod pages;
 pub mod user;
 
 use rocket::figment::Figment;
+use rocket::fs::{relative, FileServer};
 use rocket::{Build, Rocket};
+use rocket_dyn_templates::Template;
 
 /// The service as `cargo run` starts it: settings from `Rocket.toml` and `ROCKET_*` variables.
 pub fn rocket() -> Rocket<Build> {
@@ -25,7 +29,11 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(config::stage())
         .attach(auth::stage())
+        .attach(csrf::stage())
         .attach(db::stage())
+        .attach(Template::fairing())
         .mount("/", api::routes())
+        .mount("/", pages::routes())
+        .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }
