@@ -8,9 +8,10 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, routes, uri, Route, State};
 use serde::Serialize;
 
-use crate::auth::{Auth, Password};
+use crate::auth::{Auth, ClientInfo, CurrentSession, Password};
 use crate::config::Config;
-use crate::error::{ApiResult, Error};
+use crate::db::SessionScope;
+use crate::error::ApiResult;
 use crate::guard::{self, ApiForm};
 use crate::user::{Email, User};
 
@@ -62,11 +63,13 @@ pub struct ProfileResponse {
     pub email: String,
 }
 
-/// `{"email": ..., "reset_token": ...}`.
+/// `{"email": ..., "reset_token": ...}` where the settings reveal the token (the contract), or
+/// `{"email": ..., "message": ...}`, the same for every email, where they do not.
 #[derive(Debug, Serialize)]
-pub struct ResetTokenResponse {
-    pub email: String,
-    pub reset_token: String,
+#[serde(untagged)]
+pub enum ResetRequestResponse {
+    Token { email: String, reset_token: String },
+    Sent { email: String, message: &'static str },
 }
 
 /// `GET /`: the welcome message. Rank 2: browsers get the home page (`pages::home_page`) first.
@@ -91,22 +94,25 @@ pub async fn create_user(
 pub async fn create_session(
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
+    client: ClientInfo,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
     let ApiForm(CredentialsForm { email, password }) = form;
-    if !auth.valid_login(&email, &password).await? {
-        return Err(Error::InvalidCredentials);
-    }
-    let session_id = auth.create_session(&email).await?.ok_or(Error::InvalidCredentials)?;
+    let session_id = auth.login(&email, &password, client).await?;
     guard::set_session_cookie(cookies, session_id, config);
     Ok(Json(EmailMessageResponse { email: email.to_string(), message: "logged in" }))
 }
 
-/// `DELETE /sessions`: ends the session and redirects to `GET /`; no session is a 403.
+/// `DELETE /sessions`: ends this session (other devices stay logged in) and redirects to `GET /`;
+/// no session is a 403.
 #[delete("/sessions")]
-pub async fn destroy_session(user: User, auth: Auth<'_>, cookies: &CookieJar<'_>) -> ApiResult<Redirect> {
-    auth.destroy_session(user.id).await?;
+pub async fn destroy_session(
+    current: CurrentSession,
+    auth: Auth<'_>,
+    cookies: &CookieJar<'_>,
+) -> ApiResult<Redirect> {
+    auth.end_sessions(current.user.id, SessionScope::One(current.session.id)).await?;
     guard::remove_session_cookie(cookies);
     Ok(Redirect::to(uri!(index)))
 }
@@ -118,15 +124,22 @@ pub fn profile(user: User) -> Json<ProfileResponse> {
     Json(ProfileResponse { email: user.email })
 }
 
-/// `POST /reset_password`: issues a reset token; an unknown email is a 403.
+/// `POST /reset_password`: issues a reset token and mails it; an unknown email is a 403 where
+/// the token is revealed, and the same answer as a known one where it is not.
 #[post("/reset_password", data = "<form>")]
 pub async fn create_reset_token(
     form: ApiForm<ResetRequestForm>,
     auth: Auth<'_>,
-) -> ApiResult<Json<ResetTokenResponse>> {
+) -> ApiResult<Json<ResetRequestResponse>> {
     let ApiForm(ResetRequestForm { email }) = form;
-    let reset_token = auth.get_reset_password_token(&email).await?;
-    Ok(Json(ResetTokenResponse { email: email.to_string(), reset_token }))
+    let email_text = email.to_string();
+    Ok(Json(match auth.request_password_reset(&email).await? {
+        Some(reset_token) => ResetRequestResponse::Token { email: email_text, reset_token },
+        None => ResetRequestResponse::Sent {
+            email: email_text,
+            message: "if this email is registered, a reset link is on its way",
+        },
+    }))
 }
 
 /// `PUT /reset_password`: sets a new password with a reset token; a bad token is a 403.

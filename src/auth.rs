@@ -1,124 +1,26 @@
-//! The Auth layer: password hashing, tokens, sessions and password resets.
+//! The Auth layer: users, sessions, logins and password resets.
 //!
-//! `Auth` owns policy and is the only caller of [`crate::db`]. It never builds a query, never holds
-//! a pooled connection while bcrypt runs, and runs bcrypt off the async workers, a bounded number
-//! at a time.
+//! `Auth` owns policy (token generation and hashing, expiry, throttling, password strength, equal
+//! timing) and is the only caller of [`crate::db`]. It never builds a query, and it never holds a
+//! pooled connection while bcrypt runs.
 
-use std::sync::Arc;
-
+use base64::Engine;
+use chrono::{NaiveDateTime, Utc};
+use rand::RngCore;
 use rocket::fairing::AdHoc;
-use rocket::form::{self, FromFormField, ValueField};
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
-use rocket::tokio::sync::{OnceCell, Semaphore};
-use rocket::tokio::task::spawn_blocking;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::db::{self, AnyConnection, DbConn, DbError, DbPool};
+use crate::db::{self, AnyConnection, DbConn, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
-use crate::user::{Email, NewUser, User, UserChanges, UserFilter};
+pub use crate::password::{Hasher, Password};
+use crate::user::{Email, NewSession, NewUser, Session, User, UserChanges, UserFilter};
 
-/// bcrypt reads at most 72 bytes of a password. Longer passwords are refused, never truncated.
-pub const MAX_PASSWORD_BYTES: usize = 72;
-
-/// A password as submitted: non-empty and within what bcrypt hashes in full.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Checks `raw` against the length limits, or says what is wrong in words that follow the
-    /// field name ("password is required").
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if raw.is_empty() {
-            return Err("is required");
-        }
-        if raw.len() > MAX_PASSWORD_BYTES {
-            return Err("is too long: at most 72 bytes (longer passwords are not truncated)");
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Never print a password, not even in a debug log.
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-#[rocket::async_trait]
-impl<'v> FromFormField<'v> for Password {
-    fn from_value(field: ValueField<'v>) -> form::Result<'v, Self> {
-        Password::parse(field.value).map_err(|message| form::Error::validation(message).into())
-    }
-}
-
-/// Runs bcrypt on the blocking pool, at most one computation per permit, so a burst of logins
-/// leaves CPU for every other request.
-#[derive(Debug, Clone)]
-pub struct Hasher {
-    cost: u32,
-    permits: Arc<Semaphore>,
-    /// A hash to verify against when the email is unknown, so that answer takes as long as a
-    /// wrong password. Made on first use, to keep start-up fast.
-    dummy_hash: Arc<OnceCell<String>>,
-}
-
-impl Hasher {
-    pub fn new(cost: u32, concurrency: usize) -> Self {
-        Self {
-            cost,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: Arc::new(OnceCell::new()),
-        }
-    }
-
-    /// A salted bcrypt hash of `password` at the configured cost.
-    pub async fn hash(&self, password: &Password) -> ApiResult<String> {
-        let password = password.0.clone();
-        let cost = self.cost;
-        self.run(move || bcrypt::hash(password, cost)).await
-    }
-
-    /// Whether `password` matches `hash`.
-    pub async fn verify(&self, password: &Password, hash: &str) -> ApiResult<bool> {
-        let password = password.0.clone();
-        let hash = hash.to_owned();
-        self.run(move || bcrypt::verify(password, &hash)).await
-    }
-
-    /// Spends the time of one verify and returns false: the answer for an unknown email.
-    pub async fn verify_dummy(&self, password: &Password) -> ApiResult<bool> {
-        let dummy = self
-            .dummy_hash
-            .get_or_try_init(|| async {
-                let cost = self.cost;
-                self.run(move || bcrypt::hash("not a password anyone has", cost)).await
-            })
-            .await?
-            .clone();
-        self.verify(password, &dummy).await.map(|_| false)
-    }
-
-    async fn run<T, F>(&self, work: F) -> ApiResult<T>
-    where
-        F: FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("the bcrypt semaphore is closed".into()))?;
-        Ok(spawn_blocking(work).await??)
-    }
-}
+/// How often, at most, a session's `last_seen_at` is written: reads stay reads.
+const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
 /// Builds the [`Hasher`] from [`Config`] at ignite.
 pub fn stage() -> AdHoc {
@@ -127,14 +29,21 @@ pub fn stage() -> AdHoc {
             rocket::error!("the password hasher needs the configuration stage first");
             return Err(rocket);
         };
-        let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_permits());
+        let hasher = Hasher::new(config.bcrypt_cost, config.pepper.0.as_bytes(), config.bcrypt_permits());
         Ok(rocket.manage(hasher))
     })
 }
 
-/// A new random (version 4) UUID, as a string: 122 random bits.
+/// A new random (version 4) UUID, as a string (the seed's `_generate_uuid`).
 pub fn generate_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A new session or reset token: 256 random bits from the OS generator, base64url (43 chars).
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The SHA-256 of a token, in hex: what the database stores instead of the token, so a copy of
@@ -143,15 +52,36 @@ pub fn token_digest(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
+/// The key failed logins are counted under: the SHA-256 of the lower-cased email, so unknown
+/// emails are counted like known ones.
+pub fn throttle_key(email: &Email) -> String {
+    token_digest(&email.as_str().to_lowercase())
+}
+
+/// Where a request came from, stored with its session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A live session and its user, as the session guard resolves them.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub session: Session,
+    pub user: User,
+}
+
 /// The seed's `Auth` class: every operation on users, sessions and reset tokens.
 pub struct Auth<'r> {
     pool: &'r DbPool,
     hasher: &'r Hasher,
+    config: &'r Config,
 }
 
 impl<'r> Auth<'r> {
-    pub fn new(pool: &'r DbPool, hasher: &'r Hasher) -> Self {
-        Self { pool, hasher }
+    pub fn new(pool: &'r DbPool, hasher: &'r Hasher, config: &'r Config) -> Self {
+        Self { pool, hasher, config }
     }
 
     /// Runs `work` on a pooled connection that is returned as soon as `work` ends.
@@ -167,21 +97,19 @@ impl<'r> Auth<'r> {
         conn.run(work).await
     }
 
-    /// A salted bcrypt hash of `password` (the seed's `_hash_password`).
+    /// A salted bcrypt hash of `password` (the seed's `_hash_password`), in the current format.
     pub async fn hash_password(&self, password: &Password) -> ApiResult<String> {
         self.hasher.hash(password).await
     }
 
-    /// Creates a user, or fails with [`Error::EmailTaken`] ("User <email> already exists").
+    /// Creates a user, or fails with [`Error::EmailTaken`] ("User <email> already exists"). The
+    /// password must pass the configured policy.
     pub async fn register_user(&self, email: &Email, password: &Password) -> ApiResult<User> {
+        self.config.password_policy.check(password, email)?;
         let hashed_password = self.hash_password(password).await?;
         let address = email.as_str().to_owned();
-        let inserted = self
-            .run(move |conn| {
-                let new_user = NewUser { email: &address, hashed_password: &hashed_password };
-                db::add_user(conn, &new_user)
-            })
-            .await;
+        let inserted =
+            self.run(move |conn| db::add_user(conn, &NewUser::new(&address, &hashed_password))).await;
         match inserted {
             Ok(user) => Ok(user),
             Err(DbError::Duplicate(_)) => Err(Error::EmailTaken(email.to_string())),
@@ -192,59 +120,171 @@ impl<'r> Auth<'r> {
     /// Whether `email` and `password` belong together. An unknown email is `false`, after the
     /// same bcrypt work as a wrong password.
     pub async fn valid_login(&self, email: &Email, password: &Password) -> ApiResult<bool> {
-        match self.find_user(UserFilter::Email(email.as_str())).await? {
-            Some(user) => self.hasher.verify(password, &user.hashed_password).await,
-            None => self.hasher.verify_dummy(password).await,
-        }
+        Ok(self.check_credentials(email, password).await?.is_some())
     }
 
-    /// Starts a session for `email` and returns its id, or `None` for an unknown email. Each call
-    /// issues a fresh id, which replaces the user's previous one.
+    /// Starts a session for `email` and returns its id, or `None` for an unknown email.
     pub async fn create_session(&self, email: &Email) -> ApiResult<Option<String>> {
-        let session_id = generate_uuid();
-        let digest = token_digest(&session_id);
-        let address = email.as_str().to_owned();
-        let stored = self
-            .run(move |conn| {
-                db::write_transaction(conn, |conn| {
-                    let user = db::find_user_by(conn, UserFilter::Email(&address))?;
-                    let changes = UserChanges { session_id: Some(Some(digest)), ..Default::default() };
-                    db::update_user(conn, user.id, &changes)
-                })
-            })
-            .await;
-        match stored {
-            Ok(()) => Ok(Some(session_id)),
-            Err(DbError::NotFound) => Ok(None),
-            Err(other) => Err(other.into()),
+        match self.find_user(UserFilter::Email(email.as_str())).await? {
+            Some(user) => self.start_session(&user, ClientInfo::default()).await.map(Some),
+            None => Ok(None),
         }
     }
 
-    /// The user whose session id this is, if any.
+    /// Logs in: refuses a throttled account with 429 before any bcrypt work, checks the password,
+    /// counts a failure, and on success forgets earlier failures, upgrades an old hash and starts
+    /// a session. Returns the session id for the cookie.
+    pub async fn login(&self, email: &Email, password: &Password, client: ClientInfo) -> ApiResult<String> {
+        let key = throttle_key(email);
+        if let Some(retry_after) = self.throttle_wait(&key).await? {
+            return Err(Error::TooManyRequests { retry_after });
+        }
+        let Some(user) = self.check_credentials(email, password).await? else {
+            let (now, window_start) = self.throttle_window();
+            self.run(move |conn| db::record_failed_login(conn, &key, now, window_start)).await?;
+            return Err(Error::InvalidCredentials);
+        };
+        self.run(move |conn| db::clear_login_throttle(conn, &key)).await?;
+        self.start_session(&user, client).await
+    }
+
+    /// The user if the password is right; `None` for a wrong password or an unknown email, after
+    /// the same bcrypt work. A right password on an outdated hash replaces the hash.
+    async fn check_credentials(&self, email: &Email, password: &Password) -> ApiResult<Option<User>> {
+        let Some(user) = self.find_user(UserFilter::Email(email.as_str())).await? else {
+            self.hasher.verify_dummy(password).await?;
+            return Ok(None);
+        };
+        let verified = self.hasher.verify(password, &user.hashed_password).await?;
+        if !verified.matches {
+            return Ok(None);
+        }
+        if verified.needs_rehash {
+            let rehashed = self.hash_password(password).await?;
+            let user_id = user.id;
+            let changes = UserChanges { hashed_password: Some(rehashed), ..Default::default() };
+            self.run(move |conn| db::update_user(conn, user_id, &changes)).await?;
+        }
+        Ok(Some(user))
+    }
+
+    /// Seconds until the account key may try again, if it is throttled now.
+    async fn throttle_wait(&self, key: &str) -> ApiResult<Option<u64>> {
+        let owned = key.to_owned();
+        let Some(record) = self.run(move |conn| db::find_login_throttle(conn, &owned)).await? else {
+            return Ok(None);
+        };
+        let (now, window_start) = self.throttle_window();
+        if record.last_failure_at < window_start {
+            return Ok(None);
+        }
+        let threshold = self.config.login_throttle_threshold as i32;
+        if record.failures < threshold {
+            return Ok(None);
+        }
+        let over = (record.failures - threshold) as u32;
+        // base, 2×base, 4×base, ... up to the cap, counted from the last failure.
+        let delay = self
+            .config
+            .login_throttle_base_delay
+            .saturating_mul(1u64 << over.min(32))
+            .min(self.config.login_throttle_max_delay);
+        let free_at = record.last_failure_at + chrono::Duration::seconds(delay as i64);
+        let remaining = (free_at - now).num_milliseconds();
+        Ok((remaining > 0).then(|| (remaining as u64).div_ceil(1000)))
+    }
+
+    fn throttle_window(&self) -> (NaiveDateTime, NaiveDateTime) {
+        let now = Utc::now().naive_utc();
+        (now, now - chrono::Duration::seconds(self.config.login_throttle_window as i64))
+    }
+
+    /// Stores a new session for `user` and returns its token.
+    async fn start_session(&self, user: &User, client: ClientInfo) -> ApiResult<String> {
+        let token = generate_token();
+        let digest = token_digest(&token);
+        let now = Utc::now().naive_utc();
+        let expires_at = now + self.config.absolute_timeout();
+        let user_id = user.id;
+        self.run(move |conn| {
+            let new_session = NewSession {
+                user_id,
+                token_hash: &digest,
+                created_at: now,
+                last_seen_at: now,
+                expires_at,
+                ip: client.ip.as_deref(),
+                user_agent: client.user_agent.as_deref(),
+            };
+            db::add_session(conn, &new_session)
+        })
+        .await?;
+        Ok(token)
+    }
+
+    /// The user whose live session this is, if any.
     pub async fn get_user_from_session_id(&self, session_id: &str) -> ApiResult<Option<User>> {
+        Ok(self.resolve_session(session_id).await?.map(|current| current.user))
+    }
+
+    /// The live session behind a token, with its user. An expired or idle session is deleted
+    /// and reads as none.
+    pub async fn resolve_session(&self, session_id: &str) -> ApiResult<Option<CurrentSession>> {
         if session_id.is_empty() {
             return Ok(None);
         }
-        self.find_user(UserFilter::SessionId(&token_digest(session_id))).await
+        let digest = token_digest(session_id);
+        let now = Utc::now().naive_utc();
+        let idle_cutoff = now - self.config.idle_timeout();
+        let found = self.run(move |conn| db::find_session(conn, &digest)).await;
+        let (session, user) = match found {
+            Ok(row) => row,
+            Err(DbError::NotFound) => return Ok(None),
+            Err(other) => return Err(other.into()),
+        };
+        let (session_id, user_id) = (session.id, user.id);
+        if session.expires_at <= now || session.last_seen_at < idle_cutoff {
+            self.run(move |conn| db::delete_sessions(conn, user_id, SessionScope::One(session_id))).await?;
+            return Ok(None);
+        }
+        if (now - session.last_seen_at).num_seconds() >= TOUCH_INTERVAL_SECONDS {
+            self.run(move |conn| db::touch_session(conn, session_id, now)).await?;
+        }
+        Ok(Some(CurrentSession { session, user }))
     }
 
-    /// Ends the user's session: its id becomes NULL.
+    /// Ends every session of the user (the seed's `destroy_session`).
     pub async fn destroy_session(&self, user_id: i32) -> ApiResult<()> {
-        let changes = UserChanges { session_id: Some(None), ..Default::default() };
-        Ok(self.run(move |conn| db::update_user(conn, user_id, &changes)).await?)
+        self.end_sessions(user_id, SessionScope::All).await.map(drop)
     }
 
-    /// Issues a reset token for `email` and stores its digest; a newer token replaces the older.
-    /// An unknown email is [`Error::Forbidden`].
+    /// Ends some of a user's sessions; returns how many ended.
+    pub async fn end_sessions(&self, user_id: i32, scope: SessionScope) -> ApiResult<usize> {
+        Ok(self.run(move |conn| db::delete_sessions(conn, user_id, scope)).await?)
+    }
+
+    /// The user's sessions, most recently used first.
+    pub async fn list_sessions(&self, user_id: i32) -> ApiResult<Vec<Session>> {
+        Ok(self.run(move |conn| db::list_sessions(conn, user_id)).await?)
+    }
+
+    /// Issues a reset token for `email`, valid for `reset_token_ttl`, and stores its digest; a
+    /// newer token replaces the older. An unknown email is [`Error::Forbidden`].
     pub async fn get_reset_password_token(&self, email: &Email) -> ApiResult<String> {
-        let token = generate_uuid();
+        let token = generate_token();
         let digest = token_digest(&token);
+        let expires_at =
+            Utc::now().naive_utc() + chrono::Duration::seconds(self.config.reset_token_ttl as i64);
         let address = email.as_str().to_owned();
         let stored = self
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     let user = db::find_user_by(conn, UserFilter::Email(&address))?;
-                    let changes = UserChanges { reset_token: Some(Some(digest)), ..Default::default() };
+                    let changes = UserChanges {
+                        reset_token: Some(Some(digest)),
+                        reset_token_expires_at: Some(Some(expires_at)),
+                        ..Default::default()
+                    };
                     db::update_user(conn, user.id, &changes)
                 })
             })
@@ -256,8 +296,20 @@ impl<'r> Auth<'r> {
         }
     }
 
-    /// Sets a new password for the holder of `reset_token` and clears the token, so it works once.
-    /// An unknown or used token is [`Error::Forbidden`].
+    /// Starts a password reset for `email`: issues a token and sends the reset mail. Returns the
+    /// token only where the settings reveal it (the seed's contract); otherwise a known and an
+    /// unknown email get the same answer, `None`.
+    pub async fn request_password_reset(&self, email: &Email) -> ApiResult<Option<String>> {
+        match self.get_reset_password_token(email).await {
+            Ok(token) => Ok(self.config.reveal_reset_token.then_some(token)),
+            Err(Error::Forbidden(_)) if !self.config.reveal_reset_token => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sets a new password for the holder of `reset_token`, clears the token so it works once,
+    /// and ends every session of the user. An unknown, used or expired token is
+    /// [`Error::Forbidden`].
     pub async fn update_password(&self, reset_token: &str, password: &Password) -> ApiResult<User> {
         self.reset_password(None, reset_token, password).await
     }
@@ -273,11 +325,15 @@ impl<'r> Auth<'r> {
     }
 
     /// Changes the password of a logged-in user who proves the current one. A wrong current
-    /// password is [`Error::InvalidCredentials`] and changes nothing; the session stays open.
+    /// password is [`Error::InvalidCredentials`] and a new one the policy refuses is
+    /// [`Error::BadRequest`]; either changes nothing. Sessions stay open.
     pub async fn change_password(&self, user: &User, current: &Password, new: &Password) -> ApiResult<()> {
-        if !self.hasher.verify(current, &user.hashed_password).await? {
+        if !self.hasher.verify(current, &user.hashed_password).await?.matches {
             return Err(Error::InvalidCredentials);
         }
+        let email =
+            Email::parse(&user.email).map_err(|_| Error::Internal("a stored email is malformed".into()))?;
+        self.config.password_policy.check(new, &email)?;
         // Hash before taking a connection: bcrypt must never hold one.
         let hashed_password = self.hash_password(new).await?;
         let changes = UserChanges { hashed_password: Some(hashed_password), ..Default::default() };
@@ -285,14 +341,16 @@ impl<'r> Auth<'r> {
         Ok(self.run(move |conn| db::update_user(conn, user_id, &changes)).await?)
     }
 
-    /// Whether [`Auth::update_password`] would accept `reset_token` now. It does not use the token
-    /// up, so a page can check a link before showing its form.
+    /// Whether [`Auth::update_password`] would accept `reset_token` now: known, unused and not
+    /// expired. It does not use the token up, so a page can check a link before showing its form.
     pub async fn reset_token_is_valid(&self, reset_token: &str) -> ApiResult<bool> {
         if reset_token.is_empty() {
             return Ok(false);
         }
         let digest = token_digest(reset_token);
-        Ok(self.find_user(UserFilter::ResetToken(&digest)).await?.is_some())
+        let now = Utc::now().naive_utc();
+        let holder = self.find_user(UserFilter::ResetToken(&digest)).await?;
+        Ok(holder.is_some_and(|user| user.reset_token_expires_at.is_some_and(|expires_at| expires_at > now)))
     }
 
     async fn reset_password(
@@ -305,23 +363,38 @@ impl<'r> Auth<'r> {
         if reset_token.is_empty() {
             return Err(INVALID);
         }
+        let digest = token_digest(reset_token);
+        let owned = digest.clone();
+        let holder = match self.run(move |conn| db::find_user_by(conn, UserFilter::ResetToken(&owned))).await
+        {
+            Ok(user) => user,
+            Err(DbError::NotFound) => return Err(INVALID),
+            Err(other) => return Err(other.into()),
+        };
+        let now = Utc::now().naive_utc();
+        if holder.reset_token_expires_at.is_none_or(|expires_at| expires_at <= now) {
+            return Err(Error::Forbidden("reset token expired"));
+        }
+        if email.is_some_and(|email| email.as_str().to_lowercase() != holder.email.to_lowercase()) {
+            return Err(INVALID);
+        }
+        let holder_email = Email::parse(&holder.email).map_err(|_| INVALID)?;
+        self.config.password_policy.check(password, &holder_email)?;
         // Hash before taking a connection: bcrypt must never hold one.
         let hashed_password = self.hash_password(password).await?;
-        let digest = token_digest(reset_token);
-        let expected_email = email.map(|e| e.as_str().to_lowercase());
         let updated = self
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
+                    // Re-read under the write lock: the token may have been used meanwhile.
                     let user = db::find_user_by(conn, UserFilter::ResetToken(&digest))?;
-                    if expected_email.is_some_and(|expected| expected != user.email.to_lowercase()) {
-                        return Err(DbError::NotFound);
-                    }
                     let changes = UserChanges {
                         hashed_password: Some(hashed_password),
                         reset_token: Some(None),
+                        reset_token_expires_at: Some(None),
                         ..Default::default()
                     };
                     db::update_user(conn, user.id, &changes)?;
+                    db::delete_sessions(conn, user.id, SessionScope::All)?;
                     Ok(user)
                 })
             })
@@ -380,10 +453,10 @@ impl<'r> FromRequest<'r> for Auth<'r> {
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         let rocket = request.rocket();
-        match (DbConn::pool(rocket), rocket.state::<Hasher>()) {
-            (Some(pool), Some(hasher)) => Outcome::Success(Auth::new(pool, hasher)),
+        match (DbConn::pool(rocket), rocket.state::<Hasher>(), rocket.state::<Config>()) {
+            (Some(pool), Some(hasher), Some(config)) => Outcome::Success(Auth::new(pool, hasher, config)),
             _ => {
-                rocket::error!("Auth needs the database and password hasher stages");
+                rocket::error!("Auth needs the configuration, database and password hasher stages");
                 Outcome::Error((Status::InternalServerError, ()))
             }
         }

@@ -4,6 +4,22 @@
 use rocket::fairing::AdHoc;
 use serde::Deserialize;
 
+use crate::password::PasswordPolicy;
+
+/// The pepper of the default profile. It is public, so the release profile refuses it.
+pub const DEVELOPMENT_PEPPER: &str = "auth-service development pepper (not secret)";
+
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// The service's own settings, read from Rocket's figment at ignite.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -15,47 +31,86 @@ pub struct Config {
     pub bcrypt_concurrency: usize,
     /// Whether the session cookie carries `Secure` (set it when served over HTTPS).
     pub cookie_secure: bool,
+    /// The key of the HMAC pre-hash of passwords. Every node must share it; changing it makes
+    /// every stored password unusable. The release profile refuses the public default.
+    pub pepper: Secret,
+    /// `seed` accepts any non-empty password; `strict` applies NIST SP 800-63B.
+    pub password_policy: PasswordPolicy,
+    /// Seconds a session lives without requests.
+    pub session_idle_timeout: u64,
+    /// Seconds a session lives at most, however active.
+    pub session_absolute_timeout: u64,
+    /// Seconds a password-reset token stays valid.
+    pub reset_token_ttl: u64,
+    /// Whether `POST /reset_password` returns the token, as the seed's contract says. The release
+    /// profile sends it only by mail and answers alike for known and unknown emails.
+    pub reveal_reset_token: bool,
+    /// Failed logins of one account before further attempts are refused for a while.
+    pub login_throttle_threshold: u32,
+    /// The first wait, in seconds, once the threshold is passed; it doubles with each failure.
+    pub login_throttle_base_delay: u64,
+    /// The longest wait, in seconds, so an attacker cannot lock the real user out for long.
+    pub login_throttle_max_delay: u64,
+    /// Seconds after which earlier failures are forgotten.
+    pub login_throttle_window: u64,
     /// The key that signs the CSRF tokens of the pages' forms: the base64 of at least 32 random
     /// bytes. Unset, each start makes a random key, so a form rendered before a restart or by
     /// another instance is refused once; deployments with several instances must set it.
     pub csrf_secret: Option<Secret>,
 }
 
-/// A secret setting: read from a string like any other, never printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret's text, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
-        Self { bcrypt_cost: 12, bcrypt_concurrency: 0, cookie_secure: false, csrf_secret: None }
+        Self {
+            bcrypt_cost: 12,
+            bcrypt_concurrency: 0,
+            cookie_secure: false,
+            pepper: Secret(DEVELOPMENT_PEPPER.into()),
+            password_policy: PasswordPolicy::Seed,
+            session_idle_timeout: 30 * 60,
+            session_absolute_timeout: 12 * 60 * 60,
+            reset_token_ttl: 30 * 60,
+            reveal_reset_token: true,
+            login_throttle_threshold: 5,
+            login_throttle_base_delay: 1,
+            login_throttle_max_delay: 5 * 60,
+            login_throttle_window: 15 * 60,
+            csrf_secret: None,
+        }
     }
 }
 
 impl Config {
-    /// Checks the values that would otherwise fail later, on a request.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values that would otherwise fail later, on a request. `hardened` is true in the
+    /// release profile, which must not run with public secrets.
+    pub fn validate(&self, hardened: bool) -> Result<(), String> {
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(format!("bcrypt_cost must be between 4 and 31, not {}", self.bcrypt_cost));
         }
+        if self.session_idle_timeout == 0 || self.session_absolute_timeout == 0 || self.reset_token_ttl == 0 {
+            return Err(
+                "session_idle_timeout, session_absolute_timeout and reset_token_ttl must be > 0".into()
+            );
+        }
+        if self.login_throttle_base_delay > self.login_throttle_max_delay {
+            return Err("login_throttle_base_delay must not exceed login_throttle_max_delay".into());
+        }
+        if hardened && (self.pepper.0 == DEVELOPMENT_PEPPER || self.pepper.0.len() < 16) {
+            return Err("the release profile needs its own secret pepper of at least 16 characters: \
+                        set ROCKET_PEPPER (for example to the output of `openssl rand -base64 32`)"
+                .into());
+        }
         Ok(())
+    }
+
+    /// The idle timeout as a duration.
+    pub fn idle_timeout(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.session_idle_timeout as i64)
+    }
+
+    /// The absolute session lifetime as a duration.
+    pub fn absolute_timeout(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.session_absolute_timeout as i64)
     }
 
     /// The number of bcrypt permits: the setting, or the core count when it is 0.
@@ -77,10 +132,62 @@ pub fn stage() -> AdHoc {
                 return Err(rocket);
             }
         };
-        if let Err(message) = config.validate() {
+        let hardened = rocket.figment().profile() == "release";
+        if let Err(message) = config.validate(hardened) {
             rocket::error!("invalid configuration: {message}");
             return Err(rocket);
         }
         Ok(rocket.manage(config))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+
+    #[test]
+    fn rocket_toml_defaults_match_the_code_defaults() {
+        let from_file: Config =
+            Figment::from(Toml::file("Rocket.toml").nested()).select("default").extract().unwrap();
+        let defaults = Config::default();
+        assert_eq!(from_file.bcrypt_cost, defaults.bcrypt_cost);
+        assert_eq!(from_file.bcrypt_concurrency, defaults.bcrypt_concurrency);
+        assert_eq!(from_file.cookie_secure, defaults.cookie_secure);
+        assert_eq!(from_file.pepper, defaults.pepper);
+        assert_eq!(from_file.password_policy, defaults.password_policy);
+        assert_eq!(from_file.session_idle_timeout, defaults.session_idle_timeout);
+        assert_eq!(from_file.session_absolute_timeout, defaults.session_absolute_timeout);
+        assert_eq!(from_file.reset_token_ttl, defaults.reset_token_ttl);
+        assert_eq!(from_file.reveal_reset_token, defaults.reveal_reset_token);
+        assert_eq!(from_file.login_throttle_threshold, defaults.login_throttle_threshold);
+        assert_eq!(from_file.login_throttle_base_delay, defaults.login_throttle_base_delay);
+        assert_eq!(from_file.login_throttle_max_delay, defaults.login_throttle_max_delay);
+        assert_eq!(from_file.login_throttle_window, defaults.login_throttle_window);
+    }
+
+    #[test]
+    fn bcrypt_cost_outside_4_to_31_is_refused() {
+        for cost in [0, 3, 32] {
+            assert!(Config { bcrypt_cost: cost, ..Config::default() }.validate(false).is_err(), "{cost}");
+        }
+        assert!(Config { bcrypt_cost: 4, ..Config::default() }.validate(false).is_ok());
+    }
+
+    #[test]
+    fn the_release_profile_refuses_the_public_pepper() {
+        assert!(Config::default().validate(true).is_err());
+        assert!(Config::default().validate(false).is_ok());
+        let own = Config { pepper: Secret("a long and secret pepper".into()), ..Config::default() };
+        assert!(own.validate(true).is_ok());
+        assert_eq!(format!("{:?}", own.pepper), "Secret(***)");
+    }
+
+    #[test]
+    fn bcrypt_permits_default_to_the_core_count() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(Config::default().bcrypt_permits(), cores);
+        assert_eq!(Config { bcrypt_concurrency: 3, ..Config::default() }.bcrypt_permits(), 3);
+    }
 }

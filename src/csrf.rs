@@ -91,7 +91,7 @@ pub fn stage() -> AdHoc {
             return Err(rocket);
         };
         let key = match &config.csrf_secret {
-            Some(secret) => CsrfKey::from_base64(secret.expose()),
+            Some(secret) => CsrfKey::from_base64(&secret.0),
             None => {
                 if rocket.figment().profile() == rocket::Config::RELEASE_PROFILE {
                     rocket::warn!("csrf_secret is not set: a random key signs CSRF tokens until restart");

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
@@ -17,7 +17,10 @@ use rocket::fairing::AdHoc;
 use rocket::{Build, Rocket};
 use rocket_sync_db_pools::{database, Config as PoolConfig, PoolResult, Poolable};
 
-use crate::user::{users, NewUser, User, UserChanges, UserFilter};
+use crate::user::{
+    login_throttles, sessions, users, LoginThrottle, NewSession, NewUser, Session, User, UserChanges,
+    UserFilter,
+};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -279,7 +282,10 @@ pub fn find_user_by(conn: &mut AnyConnection, filter: UserFilter<'_>) -> Result<
     let query = match filter {
         UserFilter::Id(id) => query.filter(users::id.eq(id)),
         UserFilter::Email(email) => query.filter(lower(users::email).eq(lower(email))),
-        UserFilter::SessionId(digest) => query.filter(users::session_id.eq(digest)),
+        UserFilter::SessionId(digest) => query.filter(
+            users::id
+                .eq_any(sessions::table.filter(sessions::token_hash.eq(digest)).select(sessions::user_id)),
+        ),
         UserFilter::ResetToken(digest) => query.filter(users::reset_token.eq(digest)),
     };
     Ok(query.first(conn)?)
@@ -301,4 +307,186 @@ pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges
         0 => Err(DbError::NotFound),
         _ => Ok(()),
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_url_scheme() {
+        assert_eq!(Backend::from_url("data/auth.sqlite3"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::from_url("sqlite://data/auth.sqlite3"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u@h/db"), Ok(Backend::Postgres));
+        assert_eq!(Backend::from_url("postgresql://u@h/db"), Ok(Backend::Postgres));
+        // A typo in the scheme is refused, not taken for a new SQLite file.
+        assert!(Backend::from_url("postgress://u@h/db").is_err());
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn sqlite_connections_get_wal_a_busy_timeout_and_foreign_keys() {
+        #[derive(QueryableByName)]
+        struct Pragmas {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            timeout: i32,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            foreign_keys: i32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("nested/dir/auth.sqlite3").to_string_lossy().into_owned();
+        create_parent_dir(&url).unwrap();
+        let manager = AnyConnectionManager::new(&url).unwrap();
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .unwrap();
+        let mut conn = pool.get().unwrap();
+        let AnyConnection::Sqlite(sqlite) = &mut *conn else { panic!("a SQLite connection") };
+        let pragmas: Pragmas = diesel::sql_query(
+            "SELECT (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+             (SELECT timeout FROM pragma_busy_timeout) AS timeout, \
+             (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys",
+        )
+        .get_result(sqlite)
+        .unwrap();
+        assert_eq!(pragmas.journal_mode, "wal");
+        assert_eq!(pragmas.timeout, SQLITE_BUSY_TIMEOUT_MS as i32);
+        assert_eq!(pragmas.foreign_keys, 1);
+    }
+
+    #[test]
+    fn a_bad_postgres_url_keeps_the_driver_message() {
+        let manager = AnyConnectionManager::new("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let error = manager.connect().err().expect("nothing listens on port 1");
+        assert!(error.to_string().to_lowercase().contains("connect"), "{error}");
+    }
+}
+
+/// Which of a user's sessions to delete.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionScope {
+    /// The session with this id.
+    One(i32),
+    /// Every session but this one ("log out everywhere else").
+    AllBut(i32),
+    /// Every session.
+    All,
+}
+
+/// Stores a new session.
+pub fn add_session(conn: &mut AnyConnection, new_session: &NewSession<'_>) -> Result<(), DbError> {
+    diesel::insert_into(sessions::table).values(new_session).execute(conn)?;
+    Ok(())
+}
+
+/// The session with this token digest, with its user, or [`DbError::NotFound`].
+pub fn find_session(conn: &mut AnyConnection, token_hash: &str) -> Result<(Session, User), DbError> {
+    let row = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(token_hash))
+        .select((Session::as_select(), User::as_select()))
+        .first(conn)?;
+    Ok(row)
+}
+
+/// Records that a session was used at `now`.
+pub fn touch_session(conn: &mut AnyConnection, session_id: i32, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(sessions::table.find(session_id)).set(sessions::last_seen_at.eq(now)).execute(conn)?;
+    Ok(())
+}
+
+/// A user's sessions, the most recently used first.
+pub fn list_sessions(conn: &mut AnyConnection, user_id: i32) -> Result<Vec<Session>, DbError> {
+    let rows = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order(sessions::last_seen_at.desc())
+        .select(Session::as_select())
+        .load(conn)?;
+    Ok(rows)
+}
+
+/// Deletes some of a user's sessions and returns how many went.
+pub fn delete_sessions(
+    conn: &mut AnyConnection,
+    user_id: i32,
+    scope: SessionScope,
+) -> Result<usize, DbError> {
+    let owned = sessions::table.filter(sessions::user_id.eq(user_id));
+    let deleted = match scope {
+        SessionScope::One(id) => diesel::delete(owned.filter(sessions::id.eq(id))).execute(conn)?,
+        SessionScope::AllBut(id) => diesel::delete(owned.filter(sessions::id.ne(id))).execute(conn)?,
+        SessionScope::All => diesel::delete(owned).execute(conn)?,
+    };
+    Ok(deleted)
+}
+
+/// Deletes every session that expired or sat idle since `idle_cutoff`; returns how many went.
+pub fn delete_expired_sessions(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    idle_cutoff: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let expired =
+        sessions::table.filter(sessions::expires_at.le(now).or(sessions::last_seen_at.lt(idle_cutoff)));
+    Ok(diesel::delete(expired).execute(conn)?)
+}
+
+/// The failed-login record of an account key, if any.
+pub fn find_login_throttle(
+    conn: &mut AnyConnection,
+    email_key: &str,
+) -> Result<Option<LoginThrottle>, DbError> {
+    let row =
+        login_throttles::table.find(email_key).select(LoginThrottle::as_select()).first(conn).optional()?;
+    Ok(row)
+}
+
+/// Counts one more failed login for an account key at `now`, forgetting failures from before
+/// `window_start`, and returns the updated record.
+pub fn record_failed_login(
+    conn: &mut AnyConnection,
+    email_key: &str,
+    now: NaiveDateTime,
+    window_start: NaiveDateTime,
+) -> Result<LoginThrottle, DbError> {
+    match count_failure(conn, email_key, now, window_start) {
+        // Two nodes inserted the first failure at once: the row exists now, so count again.
+        Err(DbError::Duplicate(_)) => count_failure(conn, email_key, now, window_start),
+        outcome => outcome,
+    }
+}
+
+fn count_failure(
+    conn: &mut AnyConnection,
+    email_key: &str,
+    now: NaiveDateTime,
+    window_start: NaiveDateTime,
+) -> Result<LoginThrottle, DbError> {
+    write_transaction(conn, |conn| {
+        let previous = find_login_throttle(conn, email_key)?;
+        let failures = match &previous {
+            Some(previous) if previous.last_failure_at >= window_start => previous.failures + 1,
+            _ => 1,
+        };
+        let record = LoginThrottle { email_key: email_key.to_owned(), failures, last_failure_at: now };
+        let columns = (login_throttles::failures.eq(failures), login_throttles::last_failure_at.eq(now));
+        if previous.is_some() {
+            diesel::update(login_throttles::table.find(email_key)).set(columns).execute(conn)?;
+        } else {
+            diesel::insert_into(login_throttles::table)
+                .values((login_throttles::email_key.eq(email_key), columns.0, columns.1))
+                .execute(conn)?;
+        }
+        Ok(record)
+    })
+}
+
+/// Forgets the failed logins of an account key (after a successful login).
+pub fn clear_login_throttle(conn: &mut AnyConnection, email_key: &str) -> Result<(), DbError> {
+    diesel::delete(login_throttles::table.find(email_key)).execute(conn)?;
+    Ok(())
 }

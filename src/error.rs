@@ -183,21 +183,28 @@ pub fn remember(request: &Request<'_>, error: &Error) -> Status {
 /// The body of a caught error.
 #[derive(Responder)]
 enum ErrorBody {
-    Html(Template),
+    Html(Box<Template>),
     Json(Json<MessageResponse>),
+}
+
+/// The JSON answer to a status no handler answered: what a guard remembered for it, or the
+/// status's default message.
+fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<MessageResponse>) {
+    let message = match &request.local_cache(|| GuardError(None)).0 {
+        Some((remembered, message)) if *remembered == status => message.clone(),
+        _ => default_message(status).into(),
+    };
+    (status, Json(MessageResponse { message }))
 }
 
 /// Answers every status no handler answered: the HTML error page for browsers, the JSON
 /// `{"message"}` envelope for everyone else.
 #[catch(default)]
 fn default_catcher(status: Status, request: &Request<'_>) -> (Status, ErrorBody) {
-    let message = match &request.local_cache(|| GuardError(None)).0 {
-        Some((remembered, message)) if *remembered == status => message.clone(),
-        _ => default_message(status).into(),
-    };
+    let (status, Json(body)) = json_catcher(status, request);
     match prefers_html(request) {
-        true => (status, ErrorBody::Html(crate::pages::error_page(status, &message))),
-        false => (status, ErrorBody::Json(Json(MessageResponse { message }))),
+        true => (status, ErrorBody::Html(Box::new(crate::pages::error_page(status, &body.message)))),
+        false => (status, ErrorBody::Json(Json(body))),
     }
 }
 
@@ -227,6 +234,40 @@ mod tests {
             assert_eq!(error.status().code, status, "{error:?}");
             assert_eq!(error.public_message(), message, "{error:?}");
         }
+    }
+
+    #[test]
+    fn the_catcher_answers_every_status_in_the_json_envelope() {
+        let client = rocket::local::blocking::Client::debug_with(vec![]).expect("a client");
+        let request = client.get("/");
+        for (code, message) in [
+            (400, "bad request"),
+            (401, "unauthorized"),
+            (403, "forbidden: a valid session is required"),
+            (404, "not found"),
+            (405, "method not allowed"),
+            (413, "request body too large"),
+            (422, "unprocessable request"),
+            (500, "internal server error"),
+            (503, "service temporarily unavailable"),
+        ] {
+            let status = Status::new(code);
+            let (answered, Json(body)) = json_catcher(status, request.inner());
+            assert_eq!(answered, status);
+            assert_eq!(body.message, message, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_catcher_repeats_what_a_guard_remembered() {
+        let client = rocket::local::blocking::Client::debug_with(vec![]).expect("a client");
+        let request = client.get("/");
+        remember(request.inner(), &Error::BadRequest("email is required".into()));
+        let (status, Json(body)) = json_catcher(Status::BadRequest, request.inner());
+        assert_eq!((status, body.message.as_ref()), (Status::BadRequest, "email is required"));
+        // A different status falls back to the generic message.
+        let (_, Json(body)) = json_catcher(Status::NotFound, request.inner());
+        assert_eq!(body.message, "not found");
     }
 
     #[test]

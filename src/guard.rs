@@ -9,7 +9,7 @@ use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, ClientInfo, CurrentSession};
 use crate::config::Config;
 use crate::error::{remember, Error};
 use crate::user::User;
@@ -19,30 +19,52 @@ pub const SESSION_COOKIE: &str = "session_id";
 
 /// The outcome of resolving the session cookie, cached for the rest of the request.
 enum SessionLookup {
-    Found(User),
+    Found(Box<CurrentSession>),
     Missing,
     Failed(Status, Cow<'static, str>),
 }
 
-/// Resolves the `session_id` cookie to its `User` through [`Auth`].
+/// Resolves the `session_id` cookie to its live session and user through [`Auth`].
 ///
-/// A missing or unknown session forwards with 403, so a lower-ranked page route can redirect to
-/// the login page; when none does, the 403 catcher answers. A database failure is an error (503).
-/// The look-up runs once per request, however many guards ask.
+/// A missing, unknown or expired session forwards with 403, so a lower-ranked page route can
+/// redirect to the login page; when none does, the 403 catcher answers. A database failure is an
+/// error (503). The look-up runs once per request, however many guards ask.
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for User {
+impl<'r> FromRequest<'r> for CurrentSession {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         let lookup = request.local_cache_async(lookup_session(request)).await;
         match lookup {
-            SessionLookup::Found(user) => Outcome::Success(user.clone()),
+            SessionLookup::Found(current) => Outcome::Success(current.as_ref().clone()),
             SessionLookup::Missing => Outcome::Forward(Status::Forbidden),
             SessionLookup::Failed(status, message) => {
                 request.local_cache(|| crate::error::GuardError(Some((*status, message.clone()))));
                 Outcome::Error((*status, ()))
             }
         }
+    }
+}
+
+/// The logged-in user: [`CurrentSession`] without the session.
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for User {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        CurrentSession::from_request(request).await.map(|current| current.user)
+    }
+}
+
+/// The client's IP address and user agent, for sessions and the audit log. Never fails.
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientInfo {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        let user_agent =
+            request.headers().get_one("User-Agent").map(|agent| agent.chars().take(512).collect());
+        Outcome::Success(ClientInfo { ip: request.client_ip().map(|ip| ip.to_string()), user_agent })
     }
 }
 
@@ -54,8 +76,8 @@ async fn lookup_session(request: &Request<'_>) -> SessionLookup {
         Outcome::Success(auth) => auth,
         _ => return SessionLookup::Failed(Status::InternalServerError, "internal server error".into()),
     };
-    match auth.get_user_from_session_id(&session_id).await {
-        Ok(Some(user)) => SessionLookup::Found(user),
+    match auth.resolve_session(&session_id).await {
+        Ok(Some(current)) => SessionLookup::Found(Box::new(current)),
         Ok(None) => SessionLookup::Missing,
         Err(error) => {
             tracing::error!("session look-up failed: {error}");

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod guard;
 pub mod pages;
+pub mod password;
 pub mod user;
 
 use rocket::figment::Figment;

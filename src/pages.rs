@@ -10,7 +10,7 @@ use rocket::form::{self, error::ErrorKind, Contextual, FromForm, FromFormField, 
 use rocket::http::impl_from_uri_param_identity;
 use rocket::http::uri::fmt::{Formatter, Query, UriDisplay};
 use rocket::http::uri::Origin;
-use rocket::http::{CookieJar, RawStr, Status};
+use rocket::http::{CookieJar, Header, RawStr, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FlashMessage, FromRequest, Request};
 use rocket::response::{Flash, Redirect};
@@ -19,9 +19,10 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::api::{CredentialsForm, ResetRequestForm};
-use crate::auth::{Auth, Password};
+use crate::auth::{Auth, ClientInfo, CurrentSession, Password};
 use crate::config::Config;
 use crate::csrf::{CsrfForm, CsrfToken, NoFields};
+use crate::db::SessionScope;
 use crate::error::{default_message, ApiResult, Error};
 use crate::guard::{self, PrefersHtml};
 use crate::user::{Email, User};
@@ -171,6 +172,16 @@ pub enum FormReply {
     Done(Flash<Redirect>),
     /// The form again, with the user's input and what to fix.
     Retry((Status, Template)),
+    /// The form again, saying how long to wait before the next attempt.
+    Throttled(ThrottledForm),
+}
+
+/// A form page answered with 429 and `Retry-After`.
+#[derive(Responder)]
+#[response(status = 429)]
+pub struct ThrottledForm {
+    page: Template,
+    retry_after: Header<'static>,
 }
 
 impl FormReply {
@@ -183,16 +194,15 @@ impl FormReply {
     }
 }
 
-/// Starts a session for `email` and hands the browser its cookie.
-async fn start_session(
-    auth: &Auth<'_>,
-    email: &Email,
-    cookies: &CookieJar<'_>,
-    config: &Config,
-) -> ApiResult<()> {
-    let session_id = auth.create_session(email).await?.ok_or(Error::InvalidCredentials)?;
-    guard::set_session_cookie(cookies, session_id, config);
-    Ok(())
+/// The message for a password the policy refused, as the page shows it by the field.
+fn policy_error(error: Error, label: &str) -> Result<String, Error> {
+    match error {
+        // `password is too weak: ...` names the field itself; the page names it by its label.
+        Error::BadRequest(message) => {
+            Ok(sentence(&format!("{label} {}", message.strip_prefix("password ").unwrap_or(&message))))
+        }
+        other => Err(other),
+    }
 }
 
 /// The home page.
@@ -239,6 +249,10 @@ impl RegisterContext {
             ..Self::new(layout, csrf_token)
         }
     }
+
+    fn weak(layout: LayoutContext, csrf_token: String, email: &Email, message: String) -> Self {
+        Self { email: email.to_string(), password_error: Some(message), ..Self::new(layout, csrf_token) }
+    }
 }
 
 /// `GET /register`.
@@ -261,14 +275,16 @@ pub async fn register_submit(
         let page = RegisterContext::invalid(layout, token, &context);
         return Ok(FormReply::retry(Status::UnprocessableEntity, "register", page));
     };
-    match auth.register_user(&email, &password).await {
-        Err(Error::EmailTaken(_)) => {
-            let page = RegisterContext::taken(layout, token, &email);
-            return Ok(FormReply::retry(Status::UnprocessableEntity, "register", page));
-        }
-        other => other?,
+    let page = match auth.register_user(&email, &password).await {
+        Ok(_) => None,
+        Err(Error::EmailTaken(_)) => Some(RegisterContext::taken(layout, token, &email)),
+        Err(error) => Some(RegisterContext::weak(layout, token, &email, policy_error(error, "Password")?)),
     };
-    start_session(&auth, &email, cookies, config).await?;
+    if let Some(page) = page {
+        return Ok(FormReply::retry(Status::UnprocessableEntity, "register", page));
+    }
+    let session_id = auth.create_session(&email).await?.ok_or(Error::InvalidCredentials)?;
+    guard::set_session_cookie(cookies, session_id, config);
     Ok(FormReply::done(uri!(profile_page), "Welcome! Your account is ready."))
 }
 
@@ -315,6 +331,28 @@ impl LoginContext {
             ..Self::new(layout, csrf_token, next)
         }
     }
+
+    fn throttled(
+        layout: LayoutContext,
+        csrf_token: String,
+        email: &Email,
+        next: Option<SafeNext>,
+        retry_after: u64,
+    ) -> ThrottledForm {
+        let wait = match retry_after {
+            1 => "1 second".to_owned(),
+            n => format!("{n} seconds"),
+        };
+        let page = Self {
+            email: email.to_string(),
+            error: Some(format!("Too many failed attempts. Wait {wait}, then try again.")),
+            ..Self::new(layout, csrf_token, next)
+        };
+        ThrottledForm {
+            page: Template::render("login", page),
+            retry_after: Header::new("Retry-After", retry_after.to_string()),
+        }
+    }
 }
 
 /// `GET /login?next=…`.
@@ -324,11 +362,12 @@ pub fn login_page(next: Option<SafeNext>, layout: LayoutContext, csrf: CsrfToken
 }
 
 /// `POST /login`: logs in, then goes to `next` or the profile. A wrong email or password gets
-/// one neutral message.
+/// one neutral message; a throttled account is told how long to wait.
 #[post("/login", data = "<form>")]
 pub async fn login_submit(
     layout: LayoutContext,
     auth: Auth<'_>,
+    client: ClientInfo,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
     form: CsrfForm<Contextual<'_, LoginForm>>,
@@ -338,24 +377,32 @@ pub async fn login_submit(
         let page = LoginContext::invalid(layout, token, &context);
         return Ok(FormReply::retry(Status::UnprocessableEntity, "login", page));
     };
-    if !auth.valid_login(&email, &password).await? {
-        let page = LoginContext::refused(layout, token, &email, next);
-        return Ok(FormReply::retry(Status::Unauthorized, "login", page));
-    }
-    start_session(&auth, &email, cookies, config).await?;
+    let session_id = match auth.login(&email, &password, client).await {
+        Ok(session_id) => session_id,
+        Err(Error::InvalidCredentials) => {
+            let page = LoginContext::refused(layout, token, &email, next);
+            return Ok(FormReply::retry(Status::Unauthorized, "login", page));
+        }
+        Err(Error::TooManyRequests { retry_after }) => {
+            let page = LoginContext::throttled(layout, token, &email, next, retry_after);
+            return Ok(FormReply::Throttled(page));
+        }
+        Err(other) => return Err(other),
+    };
+    guard::set_session_cookie(cookies, session_id, config);
     let to = next.map_or_else(|| uri!(profile_page).to_string(), |next| next.0);
     Ok(FormReply::Done(Flash::success(Redirect::to(to), "You are logged in.")))
 }
 
-/// `POST /logout`: ends the session.
+/// `POST /logout`: ends this session; other devices stay logged in, as with `DELETE /sessions`.
 #[post("/logout", data = "<_form>")]
 pub async fn logout_submit(
-    user: User,
+    current: CurrentSession,
     auth: Auth<'_>,
     cookies: &CookieJar<'_>,
     _form: CsrfForm<NoFields>,
 ) -> ApiResult<Flash<Redirect>> {
-    auth.destroy_session(user.id).await?;
+    auth.end_sessions(current.user.id, SessionScope::One(current.session.id)).await?;
     guard::remove_session_cookie(cookies);
     Ok(Flash::success(Redirect::to(uri!(home_page)), "You have been logged out."))
 }
@@ -408,6 +455,10 @@ impl ProfileContext {
             ..Self::new(layout, csrf_token, user)
         }
     }
+
+    fn weak(layout: LayoutContext, csrf_token: String, user: &User, message: String) -> Self {
+        Self { new_password_error: Some(message), ..Self::new(layout, csrf_token, user) }
+    }
 }
 
 /// `GET /profile` for browsers with a session.
@@ -422,27 +473,31 @@ pub fn profile_redirect(_html: PrefersHtml) -> Redirect {
     Redirect::to(uri!(login_page(next = Some(SafeNext::from(uri!(profile_page))))))
 }
 
-/// `POST /password/change`, from the profile page: a wrong current password is a form error.
+/// `POST /password/change`, from the profile page: a wrong current password or a new one the
+/// policy refuses is a form error. A changed password logs every other device out.
 #[post("/password/change", data = "<form>")]
 pub async fn password_change_submit(
-    user: User,
+    current: CurrentSession,
     layout: LayoutContext,
     auth: Auth<'_>,
     form: CsrfForm<Contextual<'_, PasswordChangeForm>>,
 ) -> ApiResult<FormReply> {
     let CsrfForm { value: Contextual { value, context }, token } = form;
+    let user = &current.user;
     let Some(PasswordChangeForm { current_password, new_password }) = value else {
-        let page = ProfileContext::invalid(layout, token, &user, &context);
+        let page = ProfileContext::invalid(layout, token, user, &context);
         return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     };
-    match auth.change_password(&user, &current_password, &new_password).await {
-        Ok(()) => Ok(FormReply::done(uri!(profile_page), "Your password has been changed.")),
-        Err(Error::InvalidCredentials) => {
-            let page = ProfileContext::wrong_current(layout, token, &user);
-            Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page))
-        }
-        Err(other) => Err(other),
+    let page = match auth.change_password(user, &current_password, &new_password).await {
+        Ok(()) => None,
+        Err(Error::InvalidCredentials) => Some(ProfileContext::wrong_current(layout, token, user)),
+        Err(error) => Some(ProfileContext::weak(layout, token, user, policy_error(error, "New password")?)),
+    };
+    if let Some(page) = page {
+        return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     }
+    auth.end_sessions(user.id, SessionScope::AllBut(current.session.id)).await?;
+    Ok(FormReply::done(uri!(profile_page), "Your password has been changed."))
 }
 
 /// `POST /password/change` once the session has ended: back through the login page.
@@ -486,8 +541,8 @@ pub async fn password_forgot_submit(
         };
         return Ok(FormReply::retry(Status::UnprocessableEntity, "password_forgot", page));
     };
-    // TODO(mail): call `Auth::request_password_reset`, which mails the link, once it lands.
-    match auth.get_reset_password_token(&email).await {
+    // The token is never shown here, even where the API reveals it: the link goes only by mail.
+    match auth.request_password_reset(&email).await {
         Ok(_) | Err(Error::Forbidden(_)) => Ok(FormReply::done(uri!(password_forgot_page), RESET_LINK_SENT)),
         Err(other) => Err(other),
     }
@@ -531,8 +586,8 @@ pub async fn password_reset_page(
     }
 }
 
-/// `POST /password/reset`: sets the new password (the token then stops working) and sends the
-/// user to log in with it.
+/// `POST /password/reset`: sets the new password (the token then stops working, and every
+/// session of the account ends) and sends the user to log in with it.
 #[post("/password/reset", data = "<form>")]
 pub async fn password_reset_submit(
     layout: LayoutContext,
@@ -556,7 +611,13 @@ pub async fn password_reset_submit(
         Err(Error::Forbidden(_)) => {
             Ok(FormReply::Retry(PasswordResetContext::invalid_link(layout, csrf_token)))
         }
-        Err(other) => Err(other),
+        Err(error) => {
+            let page = PasswordResetContext {
+                new_password_error: Some(policy_error(error, "New password")?),
+                ..PasswordResetContext::form(layout, csrf_token, token)
+            };
+            Ok(FormReply::retry(Status::UnprocessableEntity, "password_reset", page))
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 diesel::table! {
     /// The seed's columns (`id`, `email`, `hashed_password`, `session_id`, `reset_token`) plus
-    /// timestamps. `session_id` and `reset_token` hold SHA-256 digests of the tokens.
+    /// timestamps. `reset_token` holds the SHA-256 digest of the token. `session_id` is kept for
+    /// the seed's schema but no longer written: sessions live in [`sessions`].
     users (id) {
         id -> Integer,
         email -> Text,
@@ -23,8 +24,35 @@ diesel::table! {
         reset_token -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        reset_token_expires_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// One logged-in device. Only the SHA-256 digest of the session token is stored.
+    sessions (id) {
+        id -> Integer,
+        user_id -> Integer,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Recent failed logins per account key (SHA-256 of the lower-cased email).
+    login_throttles (email_key) {
+        email_key -> Text,
+        failures -> Integer,
+        last_failure_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_throttles);
 
 /// The longest email the `email` column holds, in bytes.
 pub const MAX_EMAIL_BYTES: usize = 250;
@@ -43,14 +71,26 @@ pub struct User {
     pub reset_token: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[serde(skip)]
+    pub reset_token_expires_at: Option<NaiveDateTime>,
 }
 
-/// The columns a new row needs; the database fills in the id and timestamps.
+/// The columns a new row needs; the database fills in the id.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub hashed_password: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl<'a> NewUser<'a> {
+    /// A user created now.
+    pub fn new(email: &'a str, hashed_password: &'a str) -> Self {
+        let now = chrono::Utc::now().naive_utc();
+        Self { email, hashed_password, created_at: now, updated_at: now }
+    }
 }
 
 /// A partial update. `None` leaves a column alone; for the nullable columns `Some(None)` sets
@@ -61,13 +101,54 @@ pub struct UserChanges {
     pub hashed_password: Option<String>,
     pub session_id: Option<Option<String>>,
     pub reset_token: Option<Option<String>>,
+    pub reset_token_expires_at: Option<Option<NaiveDateTime>>,
 }
 
 impl UserChanges {
     /// True when the change set names no column at all.
     pub fn is_empty(&self) -> bool {
-        self.hashed_password.is_none() && self.session_id.is_none() && self.reset_token.is_none()
+        self.hashed_password.is_none()
+            && self.session_id.is_none()
+            && self.reset_token.is_none()
+            && self.reset_token_expires_at.is_none()
     }
+}
+
+/// One row of `sessions`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Associations, Serialize)]
+#[diesel(table_name = sessions, belongs_to(User))]
+pub struct Session {
+    pub id: i32,
+    pub user_id: i32,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session to store.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub user_id: i32,
+    pub token_hash: &'a str,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// One row of `login_throttles`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = login_throttles)]
+pub struct LoginThrottle {
+    pub email_key: String,
+    pub failures: i32,
+    pub last_failure_at: NaiveDateTime,
 }
 
 /// The ways to find one user: the seed's `find_user_by` keyword arguments as a type.
@@ -76,7 +157,7 @@ pub enum UserFilter<'a> {
     Id(i32),
     /// Matched case-insensitively, like the unique index.
     Email(&'a str),
-    /// The SHA-256 digest of a session id.
+    /// The SHA-256 digest of a session token (looked up in `sessions`).
     SessionId(&'a str),
     /// The SHA-256 digest of a reset token.
     ResetToken(&'a str),

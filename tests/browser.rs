@@ -115,8 +115,10 @@ impl Browser {
         })
     }
 
+    /// The visible text of the first element `css` selects, with its white space collapsed.
     async fn text(&self, css: &str) -> WebDriverResult<String> {
-        self.driver.find(By::Css(css)).await?.text().await
+        let text = self.driver.find(By::Css(css)).await?.text().await?;
+        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
     async fn fill(&self, id: &str, value: &str) -> WebDriverResult<()> {
@@ -159,9 +161,11 @@ impl Browser {
         std::fs::create_dir_all(&dir).expect("the screenshot directory");
         for width in [1280u32, 375] {
             self.driver.set_window_rect(0, 0, width, 800).await?;
-            let height = self.script("return Math.ceil(document.documentElement.scrollHeight);").await?;
-            let height = height.as_u64().and_then(|h| u32::try_from(h).ok()).unwrap_or(800);
-            self.driver.set_window_rect(0, 0, width, height.max(640)).await?;
+            // The window is taller than the page's viewport by the browser's own frame.
+            let script = "return Math.ceil(document.documentElement.scrollHeight) \
+                          + window.outerHeight - window.innerHeight;";
+            let height = self.script(script).await?.as_u64().and_then(|h| u32::try_from(h).ok());
+            self.driver.set_window_rect(0, 0, width, height.unwrap_or(800)).await?;
             self.driver.screenshot(&dir.join(format!("{name}-{width}.png"))).await?;
         }
         self.driver.set_window_rect(0, 0, 1280, 800).await

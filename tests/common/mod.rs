@@ -104,18 +104,22 @@ impl TestApp {
 
     /// Lets a test change settings on top of [`test_figment`].
     pub fn with_config(configure: impl FnOnce(Figment) -> Figment) -> Self {
-        let database = TestDatabase::new();
+        Self::with_database(TestDatabase::new(), configure)
+    }
+
+    /// An app over an existing test database, as a restarted service would see it.
+    pub fn with_database(database: TestDatabase, configure: impl FnOnce(Figment) -> Figment) -> Self {
         let figment = configure(test_figment(&database));
         let client = Client::tracked(auth_service::build(figment)).expect("the service launches");
         Self { client, database }
     }
 
     pub fn post_form(&self, uri: &str, body: &str) -> LocalResponse<'_> {
-        self.client.post(uri.to_owned()).header(ContentType::Form).body(body.to_owned()).dispatch()
+        self.client.post(uri.to_owned()).header(ContentType::Form).body(body).dispatch()
     }
 
     pub fn put_form(&self, uri: &str, body: &str) -> LocalResponse<'_> {
-        self.client.put(uri.to_owned()).header(ContentType::Form).body(body.to_owned()).dispatch()
+        self.client.put(uri.to_owned()).header(ContentType::Form).body(body).dispatch()
     }
 
     /// Registers `email` / `password` and checks that it worked.
@@ -129,6 +133,20 @@ impl TestApp {
         let response = self.post_form("/sessions", &form(&[("email", email), ("password", password)]));
         assert_eq!(response.status(), Status::Ok, "logging in {email}");
         response.cookies().get("session_id").expect("a session cookie").clone().into_owned()
+    }
+
+    /// Runs `work` on a pooled connection of the app, as an operator (or an attacker with the
+    /// database) would see the data.
+    pub fn with_db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut auth_service::db::AnyConnection) -> T + Send + 'static,
+    ) -> T {
+        let rocket = self.client.rocket();
+        // The connection must be dropped inside the runtime, so it lives in this one future.
+        rocket::execute(async move {
+            let conn = auth_service::db::DbConn::get_one(rocket).await.expect("a database connection");
+            conn.run(work).await
+        })
     }
 
     /// A registered and logged-in user: its session cookie.

@@ -1,0 +1,144 @@
+//! Sessions: several devices, logout of one, idle and absolute expiry, and tokens that are
+//! useless when copied from the database.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use auth_service::user::{sessions, users};
+use common::{form, json, TestApp, EMAIL, PASSWORD};
+use diesel::prelude::*;
+use rocket::http::{Cookie, Status};
+use serde_json::json as j;
+
+fn profile_status(app: &TestApp, cookie: &Cookie<'static>) -> Status {
+    app.client.get("/profile").cookie(cookie.clone()).dispatch().status()
+}
+
+/// Reads one column of every row, straight from the database, as an attacker with a dump would.
+fn dump<T: Send + 'static>(
+    app: &TestApp,
+    read: impl FnOnce(&mut auth_service::db::AnyConnection) -> Vec<T> + Send + 'static,
+) -> Vec<T> {
+    app.with_db(read)
+}
+
+#[test]
+fn post_sessions_logins_on_two_devices_both_stay_valid() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let laptop = app.login(EMAIL, PASSWORD);
+    let phone = app.login(EMAIL, PASSWORD);
+    assert_ne!(laptop.value(), phone.value());
+    assert_eq!(profile_status(&app, &laptop), Status::Ok);
+    assert_eq!(profile_status(&app, &phone), Status::Ok);
+}
+
+#[test]
+fn delete_sessions_ends_only_this_device() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let laptop = app.login(EMAIL, PASSWORD);
+    let phone = app.login(EMAIL, PASSWORD);
+    let response = app.client.delete("/sessions").cookie(laptop.clone()).dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(profile_status(&app, &laptop), Status::Forbidden);
+    assert_eq!(profile_status(&app, &phone), Status::Ok);
+}
+
+#[test]
+fn session_tokens_have_256_random_bits() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let cookie = app.login(EMAIL, PASSWORD);
+    // 43 base64url characters carry 256 bits.
+    assert_eq!(cookie.value().len(), 43, "{}", cookie.value());
+    assert!(cookie.value().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+}
+
+#[test]
+fn get_profile_idle_session_expires() {
+    let app = TestApp::with_config(|f| f.merge(("session_idle_timeout", 1)));
+    app.register(EMAIL, PASSWORD);
+    let cookie = app.login(EMAIL, PASSWORD);
+    assert_eq!(profile_status(&app, &cookie), Status::Ok);
+    sleep(Duration::from_millis(1300));
+    let response = app.client.get("/profile").cookie(cookie.clone()).dispatch();
+    assert_eq!(response.status(), Status::Forbidden);
+    assert_eq!(json(response), j!({"message": "forbidden: a valid session is required"}));
+    // The expired session is gone from the database, not just refused.
+    assert!(dump(&app, |conn| sessions::table.select(sessions::id).load::<i32>(conn).unwrap()).is_empty());
+}
+
+#[test]
+fn get_profile_session_expires_at_the_absolute_timeout_even_when_active() {
+    let app = TestApp::with_config(|f| f.merge(("session_absolute_timeout", 2)));
+    app.register(EMAIL, PASSWORD);
+    let cookie = app.login(EMAIL, PASSWORD);
+    for _ in 0..3 {
+        assert_eq!(profile_status(&app, &cookie), Status::Ok);
+        sleep(Duration::from_millis(500));
+    }
+    sleep(Duration::from_millis(700));
+    assert_eq!(profile_status(&app, &cookie), Status::Forbidden);
+}
+
+#[test]
+fn sessions_store_only_the_sha256_of_the_token() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let cookie = app.login(EMAIL, PASSWORD);
+    let stored =
+        dump(&app, |conn| sessions::table.select(sessions::token_hash).load::<String>(conn).unwrap());
+    assert_eq!(stored, vec![auth_service::auth::token_digest(cookie.value())]);
+    // The seed's column is no longer written.
+    let seed_column =
+        dump(&app, |conn| users::table.select(users::session_id).load::<Option<String>>(conn).unwrap());
+    assert_eq!(seed_column, vec![None]);
+}
+
+#[test]
+fn a_session_digest_copied_from_the_database_opens_nothing() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    app.login(EMAIL, PASSWORD);
+    let stolen =
+        dump(&app, |conn| sessions::table.select(sessions::token_hash).load::<String>(conn).unwrap());
+    let response = app.client.get("/profile").cookie(Cookie::new("session_id", stolen[0].clone())).dispatch();
+    assert_eq!(response.status(), Status::Forbidden);
+}
+
+#[test]
+fn sessions_record_ip_and_user_agent() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let response = app
+        .client
+        .post("/sessions")
+        .header(rocket::http::ContentType::Form)
+        .header(rocket::http::Header::new("User-Agent", "integration-test/1.0"))
+        .remote("203.0.113.7:4000".parse().unwrap())
+        .body(form(&[("email", EMAIL), ("password", PASSWORD)]))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let rows = dump(&app, |conn| {
+        sessions::table
+            .select((sessions::ip, sessions::user_agent))
+            .load::<(Option<String>, Option<String>)>(conn)
+            .unwrap()
+    });
+    assert_eq!(rows, vec![(Some("203.0.113.7".into()), Some("integration-test/1.0".into()))]);
+}
+
+#[test]
+fn put_reset_password_ends_every_session_of_the_user() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let laptop = app.login(EMAIL, PASSWORD);
+    let response = app.post_form("/reset_password", &form(&[("email", EMAIL)]));
+    let token = json(response)["reset_token"].as_str().unwrap().to_owned();
+    let body = form(&[("email", EMAIL), ("reset_token", &token), ("new_password", "n3w-password")]);
+    assert_eq!(app.put_form("/reset_password", &body).status(), Status::Ok);
+    assert_eq!(profile_status(&app, &laptop), Status::Forbidden);
+}
