@@ -8,11 +8,13 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, routes, uri, Route, State};
 use serde::Serialize;
 
-use crate::auth::{Auth, ClientInfo, CurrentSession, Password};
+use crate::audit::RequestMeta;
+use crate::auth::{Auth, CurrentSession, Password};
 use crate::config::Config;
 use crate::db::SessionScope;
 use crate::error::ApiResult;
 use crate::guard::{self, ApiForm};
+use crate::limit::IpLimit;
 use crate::user::{Email, User};
 
 /// `email` and `password`, for registering and logging in.
@@ -81,6 +83,7 @@ pub fn index() -> Json<WelcomeResponse> {
 /// `POST /users`: registers a user; a taken email is a 400.
 #[post("/users", data = "<form>")]
 pub async fn create_user(
+    _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
@@ -92,9 +95,10 @@ pub async fn create_user(
 /// `POST /sessions`: logs in and sets the `session_id` cookie; bad credentials are a 401.
 #[post("/sessions", data = "<form>")]
 pub async fn create_session(
+    _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
-    client: ClientInfo,
+    client: RequestMeta,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
@@ -128,6 +132,7 @@ pub fn profile(user: User) -> Json<ProfileResponse> {
 /// the token is revealed, and the same answer as a known one where it is not.
 #[post("/reset_password", data = "<form>")]
 pub async fn create_reset_token(
+    _limit: IpLimit,
     form: ApiForm<ResetRequestForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<ResetRequestResponse>> {
@@ -145,6 +150,7 @@ pub async fn create_reset_token(
 /// `PUT /reset_password`: sets a new password with a reset token; a bad token is a 403.
 #[put("/reset_password", data = "<form>")]
 pub async fn update_password(
+    _limit: IpLimit,
     form: ApiForm<PasswordUpdateForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<EmailMessageResponse>> {

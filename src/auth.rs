@@ -13,6 +13,7 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use crate::config::Config;
 use crate::db::{self, AnyConnection, DbConn, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
@@ -56,13 +57,6 @@ pub fn token_digest(token: &str) -> String {
 /// emails are counted like known ones.
 pub fn throttle_key(email: &Email) -> String {
     token_digest(&email.as_str().to_lowercase())
-}
-
-/// Where a request came from, stored with its session.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 /// A live session and its user, as the session guard resolves them.
@@ -120,44 +114,64 @@ impl<'r> Auth<'r> {
     /// Whether `email` and `password` belong together. An unknown email is `false`, after the
     /// same bcrypt work as a wrong password.
     pub async fn valid_login(&self, email: &Email, password: &Password) -> ApiResult<bool> {
-        Ok(self.check_credentials(email, password).await?.is_some())
+        Ok(self.check_credentials(email, password).await?.is_ok())
     }
 
     /// Starts a session for `email` and returns its id, or `None` for an unknown email.
     pub async fn create_session(&self, email: &Email) -> ApiResult<Option<String>> {
         match self.find_user(UserFilter::Email(email.as_str())).await? {
-            Some(user) => self.start_session(&user, ClientInfo::default()).await.map(Some),
+            Some(user) => self.start_session(&user, RequestMeta::default()).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// Logs in: refuses a throttled account with 429 before any bcrypt work, checks the password,
     /// counts a failure, and on success forgets earlier failures, upgrades an old hash and starts
-    /// a session. Returns the session id for the cookie.
-    pub async fn login(&self, email: &Email, password: &Password, client: ClientInfo) -> ApiResult<String> {
+    /// a session. Returns the session id for the cookie. Every outcome goes to the audit trail.
+    pub async fn login(&self, email: &Email, password: &Password, client: RequestMeta) -> ApiResult<String> {
         let key = throttle_key(email);
         if let Some(retry_after) = self.throttle_wait(&key).await? {
+            let event = AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::AccountLimit, &client);
+            self.audit(event.email(email.as_str())).await?;
             return Err(Error::TooManyRequests { retry_after });
         }
-        let Some(user) = self.check_credentials(email, password).await? else {
-            let (now, window_start) = self.throttle_window();
-            self.run(move |conn| db::record_failed_login(conn, &key, now, window_start)).await?;
-            return Err(Error::InvalidCredentials);
+        let user = match self.check_credentials(email, password).await? {
+            Ok(user) => user,
+            Err(outcome) => {
+                let (now, window_start) = self.throttle_window();
+                self.run(move |conn| db::record_failed_login(conn, &key, now, window_start)).await?;
+                let event = AuthEvent::new(AuthEventKind::LoginFailure, outcome, &client);
+                self.audit(event.email(email.as_str())).await?;
+                return Err(Error::InvalidCredentials);
+            }
         };
         self.run(move |conn| db::clear_login_throttle(conn, &key)).await?;
-        self.start_session(&user, client).await
+        let token = self.start_session(&user, client.clone()).await?;
+        let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, &client);
+        self.audit(event.user(user.id).email(email.as_str())).await?;
+        Ok(token)
     }
 
-    /// The user if the password is right; `None` for a wrong password or an unknown email, after
-    /// the same bcrypt work. A right password on an outdated hash replaces the hash.
-    async fn check_credentials(&self, email: &Email, password: &Password) -> ApiResult<Option<User>> {
+    /// Stores an event in the audit trail and logs it.
+    async fn audit(&self, event: AuthEvent) -> ApiResult<()> {
+        Ok(self.run(move |conn| audit::record(conn, &event.as_new())).await?)
+    }
+
+    /// The user if the password is right; otherwise why not (wrong password or unknown email),
+    /// after the same bcrypt work either way. A right password on an outdated hash replaces the
+    /// hash.
+    async fn check_credentials(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> ApiResult<Result<User, AuthOutcome>> {
         let Some(user) = self.find_user(UserFilter::Email(email.as_str())).await? else {
             self.hasher.verify_dummy(password).await?;
-            return Ok(None);
+            return Ok(Err(AuthOutcome::UnknownEmail));
         };
         let verified = self.hasher.verify(password, &user.hashed_password).await?;
         if !verified.matches {
-            return Ok(None);
+            return Ok(Err(AuthOutcome::WrongPassword));
         }
         if verified.needs_rehash {
             let rehashed = self.hash_password(password).await?;
@@ -165,7 +179,7 @@ impl<'r> Auth<'r> {
             let changes = UserChanges { hashed_password: Some(rehashed), ..Default::default() };
             self.run(move |conn| db::update_user(conn, user_id, &changes)).await?;
         }
-        Ok(Some(user))
+        Ok(Ok(user))
     }
 
     /// Seconds until the account key may try again, if it is throttled now.
@@ -200,12 +214,13 @@ impl<'r> Auth<'r> {
     }
 
     /// Stores a new session for `user` and returns its token.
-    async fn start_session(&self, user: &User, client: ClientInfo) -> ApiResult<String> {
+    async fn start_session(&self, user: &User, client: RequestMeta) -> ApiResult<String> {
         let token = generate_token();
         let digest = token_digest(&token);
         let now = Utc::now().naive_utc();
         let expires_at = now + self.config.absolute_timeout();
         let user_id = user.id;
+        let ip = client.ip.map(|ip| ip.to_string());
         self.run(move |conn| {
             let new_session = NewSession {
                 user_id,
@@ -213,7 +228,7 @@ impl<'r> Auth<'r> {
                 created_at: now,
                 last_seen_at: now,
                 expires_at,
-                ip: client.ip.as_deref(),
+                ip: ip.as_deref(),
                 user_agent: client.user_agent.as_deref(),
             };
             db::add_session(conn, &new_session)

@@ -53,6 +53,14 @@ pub struct Config {
     pub login_throttle_max_delay: u64,
     /// Seconds after which earlier failures are forgotten.
     pub login_throttle_window: u64,
+    /// Whether every response carries `Strict-Transport-Security` (set it when served over HTTPS
+    /// only: browsers then refuse plain HTTP to this host for two years).
+    pub hsts: bool,
+    /// Requests per minute one client IP may make to the credential endpoints (log in, register,
+    /// reset); 0 turns the per-IP limit off.
+    pub ip_limit_per_minute: u32,
+    /// How many of those requests one IP may make back to back before the per-minute pace applies.
+    pub ip_limit_burst: u32,
     /// The key that signs the CSRF tokens of the pages' forms: the base64 of at least 32 random
     /// bytes. Unset, each start makes a random key, so a form rendered before a restart or by
     /// another instance is refused once; deployments with several instances must set it.
@@ -75,6 +83,9 @@ impl Default for Config {
             login_throttle_base_delay: 1,
             login_throttle_max_delay: 5 * 60,
             login_throttle_window: 15 * 60,
+            hsts: false,
+            ip_limit_per_minute: 60,
+            ip_limit_burst: 10,
             csrf_secret: None,
         }
     }
@@ -99,6 +110,14 @@ impl Config {
             return Err("the release profile needs its own secret pepper of at least 16 characters: \
                         set ROCKET_PEPPER (for example to the output of `openssl rand -base64 32`)"
                 .into());
+        }
+        // A burst of 0 would refuse every request, which is never meant: turning the limit off is
+        // `ip_limit_per_minute = 0`.
+        if self.ip_limit_per_minute > 0 && self.ip_limit_burst == 0 {
+            return Err(
+                "ip_limit_burst must be at least 1 (set ip_limit_per_minute = 0 to turn the limit off)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -165,6 +184,16 @@ mod tests {
         assert_eq!(from_file.login_throttle_base_delay, defaults.login_throttle_base_delay);
         assert_eq!(from_file.login_throttle_max_delay, defaults.login_throttle_max_delay);
         assert_eq!(from_file.login_throttle_window, defaults.login_throttle_window);
+        assert_eq!(from_file.hsts, defaults.hsts);
+        assert_eq!(from_file.ip_limit_per_minute, defaults.ip_limit_per_minute);
+        assert_eq!(from_file.ip_limit_burst, defaults.ip_limit_burst);
+    }
+
+    #[test]
+    fn an_ip_limit_burst_of_0_is_refused_unless_the_limit_is_off() {
+        let no_burst = Config { ip_limit_burst: 0, ..Config::default() };
+        assert!(no_burst.validate(false).is_err());
+        assert!(Config { ip_limit_per_minute: 0, ..no_burst }.validate(false).is_ok());
     }
 
     #[test]

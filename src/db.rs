@@ -17,6 +17,7 @@ use rocket::fairing::AdHoc;
 use rocket::{Build, Rocket};
 use rocket_sync_db_pools::{database, Config as PoolConfig, PoolResult, Poolable};
 
+use crate::event::{auth_events, NewAuthEvent};
 use crate::user::{
     login_throttles, sessions, users, LoginThrottle, NewSession, NewUser, Session, User, UserChanges,
     UserFilter,
@@ -72,7 +73,8 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())
             }
-            // SQLite reports a lock that outlived the busy timeout, or a read-only file, this way.
+            // SQLite reports a lock that outlived the busy timeout, a read-only file or a full disk
+            // this way: the database cannot serve now, which is a 503, not a bug.
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
                 if is_transient_sqlite_message(info.message()) =>
             {
@@ -84,7 +86,7 @@ impl From<DieselError> for DbError {
 }
 
 fn is_transient_sqlite_message(message: &str) -> bool {
-    ["database is locked", "readonly database", "disk I/O error", "unable to open"]
+    ["database is locked", "readonly database", "disk is full", "disk I/O error", "unable to open"]
         .iter()
         .any(|needle| message.contains(needle))
 }
@@ -307,6 +309,15 @@ pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges
         0 => Err(DbError::NotFound),
         _ => Ok(()),
     }
+}
+
+/// Stores one authentication event, stamped with the current UTC time. Callers go through
+/// [`crate::audit::record`], which also logs it.
+pub fn record_event(conn: &mut AnyConnection, event: &NewAuthEvent<'_>) -> Result<(), DbError> {
+    diesel::insert_into(auth_events::table)
+        .values((event, auth_events::created_at.eq(Utc::now().naive_utc())))
+        .execute(conn)?;
+    Ok(())
 }
 
 #[cfg(test)]

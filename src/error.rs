@@ -77,7 +77,7 @@ impl Error {
             Error::EmailTaken(_) => "email already registered".into(),
             Error::InvalidCredentials => "wrong email or password".into(),
             Error::Forbidden(reason) => Cow::Borrowed(reason),
-            Error::TooManyRequests { .. } => "too many attempts; try again later".into(),
+            Error::TooManyRequests { .. } => "too many requests; slow down".into(),
             _ => default_message(self.status()).into(),
         }
     }
@@ -174,38 +174,63 @@ impl From<form::Errors<'_>> for Error {
 #[derive(Debug)]
 pub struct GuardError(pub Option<(Status, Cow<'static, str>)>);
 
+/// The `Retry-After` seconds of a guard that refused with 429, kept for the catcher.
+#[derive(Debug)]
+struct GuardRetryAfter(Option<u64>);
+
 /// Records `error` for the catcher and hands back its status, for `Outcome::Error`.
 pub fn remember(request: &Request<'_>, error: &Error) -> Status {
     request.local_cache(|| GuardError(Some((error.status(), error.public_message()))));
+    if let Error::TooManyRequests { retry_after } = error {
+        request.local_cache(|| GuardRetryAfter(Some(*retry_after)));
+    }
     error.status()
 }
 
-/// The body of a caught error.
-#[derive(Responder)]
-enum ErrorBody {
-    Html(Box<Template>),
-    Json(Json<MessageResponse>),
+/// What the catcher answers: the HTML error page for a client that prefers HTML (browsers), the
+/// JSON envelope for every other, plus `Retry-After` when a guard refused the request with 429
+/// (as [`Error`]'s own responder adds it).
+#[derive(Debug)]
+pub struct CaughtError {
+    pub status: Status,
+    pub body: Json<MessageResponse>,
+    pub retry_after: Option<u64>,
+    /// The page that replaces `body` for browsers.
+    pub page: Option<Box<Template>>,
 }
 
-/// The JSON answer to a status no handler answered: what a guard remembered for it, or the
-/// status's default message.
+impl<'r> Responder<'r, 'static> for CaughtError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = match self.page {
+            Some(page) => (self.status, *page).respond_to(request)?,
+            None => (self.status, self.body).respond_to(request)?,
+        };
+        if let Some(seconds) = self.retry_after {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
+        }
+        Ok(response)
+    }
+}
+
+#[catch(default)]
+fn default_catcher(status: Status, request: &Request<'_>) -> CaughtError {
+    let (status, body) = json_catcher(status, request);
+    let retry_after = match request.local_cache(|| GuardRetryAfter(None)) {
+        GuardRetryAfter(Some(seconds)) if status == Status::TooManyRequests => Some(*seconds),
+        _ => None,
+    };
+    let page = prefers_html(request).then(|| Box::new(crate::pages::error_page(status, &body.message)));
+    CaughtError { status, body, retry_after, page }
+}
+
+/// The status and body of the catcher: what a guard remembered for this status, or the
+/// generic message.
 fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<MessageResponse>) {
     let message = match &request.local_cache(|| GuardError(None)).0 {
         Some((remembered, message)) if *remembered == status => message.clone(),
         _ => default_message(status).into(),
     };
     (status, Json(MessageResponse { message }))
-}
-
-/// Answers every status no handler answered: the HTML error page for browsers, the JSON
-/// `{"message"}` envelope for everyone else.
-#[catch(default)]
-fn default_catcher(status: Status, request: &Request<'_>) -> (Status, ErrorBody) {
-    let (status, Json(body)) = json_catcher(status, request);
-    match prefers_html(request) {
-        true => (status, ErrorBody::Html(Box::new(crate::pages::error_page(status, &body.message)))),
-        false => (status, ErrorBody::Json(Json(body))),
-    }
 }
 
 /// The catchers: one for every status, in HTML or JSON as the client prefers.
@@ -226,7 +251,7 @@ mod tests {
             (Error::Forbidden("invalid reset token"), 403, "invalid reset token"),
             (Error::NotFound, 404, "not found"),
             (Error::PayloadTooLarge, 413, "request body too large"),
-            (Error::TooManyRequests { retry_after: 3 }, 429, "too many attempts; try again later"),
+            (Error::TooManyRequests { retry_after: 3 }, 429, "too many requests; slow down"),
             (Error::Unavailable("pool timed out".into()), 503, "service temporarily unavailable"),
             (Error::Internal("secret detail".into()), 500, "internal server error"),
         ];
@@ -268,6 +293,21 @@ mod tests {
         // A different status falls back to the generic message.
         let (_, Json(body)) = json_catcher(Status::NotFound, request.inner());
         assert_eq!(body.message, "not found");
+    }
+
+    #[test]
+    fn the_catcher_adds_retry_after_when_a_guard_refused_with_429() {
+        let client = rocket::local::blocking::Client::debug_with(vec![]).expect("a client");
+        let request = client.get("/");
+        remember(request.inner(), &Error::TooManyRequests { retry_after: 7 });
+        let caught = default_catcher(Status::TooManyRequests, request.inner());
+        assert_eq!((caught.status, caught.retry_after), (Status::TooManyRequests, Some(7)));
+        assert_eq!(caught.body.message, "too many requests; slow down");
+        // Another status never carries the header.
+        assert_eq!(default_catcher(Status::NotFound, request.inner()).retry_after, None);
+
+        let fresh = client.get("/");
+        assert_eq!(default_catcher(Status::TooManyRequests, fresh.inner()).retry_after, None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
-use crate::auth::{Auth, ClientInfo, CurrentSession};
+use crate::auth::{Auth, CurrentSession};
 use crate::config::Config;
 use crate::error::{remember, Error};
 use crate::user::User;
@@ -53,18 +53,6 @@ impl<'r> FromRequest<'r> for User {
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         CurrentSession::from_request(request).await.map(|current| current.user)
-    }
-}
-
-/// The client's IP address and user agent, for sessions and the audit log. Never fails.
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ClientInfo {
-    type Error = ();
-
-    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        let user_agent =
-            request.headers().get_one("User-Agent").map(|agent| agent.chars().take(512).collect());
-        Outcome::Success(ClientInfo { ip: request.client_ip().map(|ip| ip.to_string()), user_agent })
     }
 }
 

@@ -3,14 +3,22 @@
 //! Layers, with dependencies pointing one way: routes ([`api`], [`pages`]) → [`auth`] → [`db`] →
 //! [`user`]. [`guard`] holds the request guards both kinds of route share, [`csrf`] the pages'
 //! form protection, [`error`] the one error type, and [`config`] the typed settings.
+//!
+//! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
+//! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
+//! [`db`]).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod event;
 pub mod guard;
+pub mod headers;
+pub mod limit;
 pub mod pages;
 pub mod password;
 pub mod user;
@@ -32,6 +40,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(auth::stage())
         .attach(csrf::stage())
         .attach(db::stage())
+        .attach(limit::stage())
+        .attach(headers::SecurityHeaders)
         .attach(Template::fairing())
         .mount("/", api::routes())
         .mount("/", pages::routes())

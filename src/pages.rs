@@ -19,12 +19,14 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::api::{CredentialsForm, ResetRequestForm};
-use crate::auth::{Auth, ClientInfo, CurrentSession, Password};
+use crate::audit::RequestMeta;
+use crate::auth::{Auth, CurrentSession, Password};
 use crate::config::Config;
 use crate::csrf::{CsrfForm, CsrfToken, NoFields};
 use crate::db::SessionScope;
 use crate::error::{default_message, ApiResult, Error};
 use crate::guard::{self, PrefersHtml};
+use crate::limit::IpLimit;
 use crate::user::{Email, User};
 
 /// The longest `next` path the login form carries.
@@ -264,6 +266,7 @@ pub fn register_page(layout: LayoutContext, csrf: CsrfToken) -> Template {
 /// `POST /register`: creates the account and logs the user in.
 #[post("/register", data = "<form>")]
 pub async fn register_submit(
+    _limit: IpLimit,
     layout: LayoutContext,
     auth: Auth<'_>,
     cookies: &CookieJar<'_>,
@@ -365,9 +368,10 @@ pub fn login_page(next: Option<SafeNext>, layout: LayoutContext, csrf: CsrfToken
 /// one neutral message; a throttled account is told how long to wait.
 #[post("/login", data = "<form>")]
 pub async fn login_submit(
+    _limit: IpLimit,
     layout: LayoutContext,
     auth: Auth<'_>,
-    client: ClientInfo,
+    client: RequestMeta,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
     form: CsrfForm<Contextual<'_, LoginForm>>,
@@ -477,6 +481,7 @@ pub fn profile_redirect(_html: PrefersHtml) -> Redirect {
 /// policy refuses is a form error. A changed password logs every other device out.
 #[post("/password/change", data = "<form>")]
 pub async fn password_change_submit(
+    _limit: IpLimit,
     current: CurrentSession,
     layout: LayoutContext,
     auth: Auth<'_>,
@@ -527,6 +532,7 @@ pub fn password_forgot_page(layout: LayoutContext, csrf: CsrfToken) -> Template 
 /// uses the email.
 #[post("/password/forgot", data = "<form>")]
 pub async fn password_forgot_submit(
+    _limit: IpLimit,
     layout: LayoutContext,
     auth: Auth<'_>,
     form: CsrfForm<Contextual<'_, ResetRequestForm>>,
@@ -590,6 +596,7 @@ pub async fn password_reset_page(
 /// session of the account ends) and sends the user to log in with it.
 #[post("/password/reset", data = "<form>")]
 pub async fn password_reset_submit(
+    _limit: IpLimit,
     layout: LayoutContext,
     auth: Auth<'_>,
     form: CsrfForm<Contextual<'_, PasswordResetForm>>,

@@ -127,10 +127,23 @@ impl Browser {
         input.send_keys(value).await
     }
 
-    /// Clicks the submit button of the form whose action is `action`.
+    /// Clicks the submit button of the form whose action is `action`, and waits for the next page.
     async fn submit(&self, action: &str) -> WebDriverResult<()> {
-        let css = format!(r#"form[action="{action}"] button[type="submit"]"#);
-        self.driver.find(By::Css(css)).await?.click().await
+        self.click(&format!(r#"form[action="{action}"] button[type="submit"]"#)).await
+    }
+
+    /// Clicks the element `css` selects, and waits until the page it leads to has replaced this one.
+    async fn click(&self, css: &str) -> WebDriverResult<()> {
+        let page = self.driver.find(By::Css("html")).await?;
+        self.driver.find(By::Css(css)).await?.click().await?;
+        page.wait_until().stale().await
+    }
+
+    /// Types `keys` then Enter, which submits the form, and waits for the next page.
+    async fn type_and_submit(&self, keys: &str) -> WebDriverResult<()> {
+        let page = self.driver.find(By::Css("html")).await?;
+        self.type_keys(keys + Key::Enter).await?;
+        page.wait_until().stale().await
     }
 
     /// Presses Tab until the element with `id` has the focus, as a keyboard user would.
@@ -184,9 +197,11 @@ where
     let outbox = TempDir::new().expect("a mail outbox directory");
     let profile = TempDir::new().expect("a browser profile directory");
     let port = free_port();
+    // Every request comes from 127.0.0.1 here, so the per-IP limit (tests/rate_limit.rs) is off.
     let figment = test_figment(&database)
         .merge(("address", "127.0.0.1"))
         .merge(("port", port))
+        .merge(("ip_limit_per_minute", 0))
         .merge(("mail_outbox", outbox.path().to_string_lossy().into_owned()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -247,7 +262,7 @@ fn register_logout_wrong_password_login_change_password_logout() {
         b.open("/").await?;
         b.snap("home").await?;
         assert_eq!(b.text("h1").await?, "Bienvenue");
-        b.driver.find(By::Css(r#"main a[href="/register"]"#)).await?.click().await?;
+        b.click(r#"main a[href="/register"]"#).await?;
         assert_eq!(b.path().await?, "/register");
         b.snap("register").await?;
 
@@ -284,7 +299,7 @@ fn register_logout_wrong_password_login_change_password_logout() {
         b.tab_to("email").await?;
         b.type_keys(EMAIL).await?;
         b.tab_to("password").await?;
-        b.type_keys("wrong password" + Key::Enter).await?;
+        b.type_and_submit("wrong password").await?;
         assert_eq!(b.path().await?, "/login");
         assert_eq!(b.text("#login-error").await?, "Wrong email or password.");
         assert_eq!(b.driver.find(By::Id("email")).await?.value().await?.as_deref(), Some(EMAIL));
@@ -292,7 +307,7 @@ fn register_logout_wrong_password_login_change_password_logout() {
         b.snap("login-error").await?;
 
         // The right one, still from the keyboard: the focus is already on the password.
-        b.type_keys(PASSWORD + Key::Enter).await?;
+        b.type_and_submit(PASSWORD).await?;
         assert_eq!(b.path().await?, "/profile");
         assert_eq!(b.text(".flash").await?, "You are logged in.");
 

@@ -42,7 +42,7 @@ fn post_sessions_past_the_threshold_is_429_with_retry_after() {
     assert_eq!(response.status(), Status::TooManyRequests);
     assert_eq!(retry_after(&response), 1);
     assert!(response.headers().get_one("Set-Cookie").is_none());
-    assert_eq!(json(response), j!({"message": "too many attempts; try again later"}));
+    assert_eq!(json(response), j!({"message": "too many requests; slow down"}));
 }
 
 #[test]
@@ -119,4 +119,42 @@ fn post_sessions_old_failures_are_forgotten_after_the_window() {
     // The first failure is outside the window, so this is the first again, not the second.
     attempt(&app, EMAIL, "wrong");
     assert_eq!(attempt(&app, EMAIL, PASSWORD).status(), Status::Ok);
+}
+
+#[test]
+fn post_sessions_outcomes_go_to_the_audit_trail() {
+    use auth_service::event::auth_events;
+    use diesel::prelude::*;
+
+    let app = throttled_app();
+    app.register(EMAIL, PASSWORD);
+    assert_eq!(attempt(&app, EMAIL, PASSWORD).status(), Status::Ok);
+    assert_eq!(attempt(&app, "ghost@example.com", "x").status(), Status::Unauthorized);
+    for _ in 0..3 {
+        attempt(&app, EMAIL, "wrong");
+    }
+    assert_eq!(attempt(&app, EMAIL, PASSWORD).status(), Status::TooManyRequests);
+    let rows: Vec<(String, String, Option<String>)> = app.with_db(|conn| {
+        auth_events::table
+            .order(auth_events::id)
+            .select((auth_events::kind, auth_events::outcome, auth_events::email))
+            .load(conn)
+            .unwrap()
+    });
+    let login_rows: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .filter(|(kind, _, _)| kind.starts_with("login") || kind == "throttled")
+        .map(|(kind, outcome, email)| (kind.as_str(), outcome.as_str(), email.as_deref()))
+        .collect();
+    assert_eq!(
+        login_rows,
+        vec![
+            ("login_success", "success", Some(EMAIL)),
+            ("login_failure", "unknown_email", Some("ghost@example.com")),
+            ("login_failure", "wrong_password", Some(EMAIL)),
+            ("login_failure", "wrong_password", Some(EMAIL)),
+            ("login_failure", "wrong_password", Some(EMAIL)),
+            ("throttled", "account_limit", Some(EMAIL)),
+        ]
+    );
 }

@@ -5,6 +5,8 @@
 //! instead, dropped with the app.
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use auth_service::db::Backend;
@@ -34,7 +36,8 @@ impl TestDatabase {
         }
     }
 
-    fn sqlite() -> Self {
+    /// A SQLite file whatever `TEST_DATABASE_URL` says, for tests about SQLite itself.
+    pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = dir.path().join("auth.sqlite3").to_string_lossy().into_owned();
         Self { url, dir: Some(dir), pg_schema: None }
