@@ -74,8 +74,8 @@ pub enum ResetRequestResponse {
     Sent { email: String, message: &'static str },
 }
 
-/// `GET /`: the welcome message.
-#[get("/")]
+/// `GET /`: the welcome message. Rank 2: browsers get the home page (`pages::home_page`) first.
+#[get("/", rank = 2)]
 pub fn index() -> Json<WelcomeResponse> {
     Json(WelcomeResponse { message: "Bienvenue" })
 }
@@ -121,8 +121,9 @@ pub async fn destroy_session(
     Ok(Redirect::to(uri!(index)))
 }
 
-/// `GET /profile`: the logged-in user's email; no session is a 403.
-#[get("/profile")]
+/// `GET /profile`: the logged-in user's email; no session is a 403. Rank 3: browsers get the
+/// profile page or the redirect to log in (`pages::profile_page`, `pages::profile_redirect`) first.
+#[get("/profile", rank = 3)]
 pub fn profile(user: User) -> Json<ProfileResponse> {
     Json(ProfileResponse { email: user.email })
 }

@@ -339,6 +339,35 @@ impl<'r> Auth<'r> {
         self.reset_password(Some(email), reset_token, password).await
     }
 
+    /// Changes the password of a logged-in user who proves the current one. A wrong current
+    /// password is [`Error::InvalidCredentials`] and a new one the policy refuses is
+    /// [`Error::BadRequest`]; either changes nothing. Sessions stay open.
+    pub async fn change_password(&self, user: &User, current: &Password, new: &Password) -> ApiResult<()> {
+        if !self.hasher.verify(current, &user.hashed_password).await?.matches {
+            return Err(Error::InvalidCredentials);
+        }
+        let email =
+            Email::parse(&user.email).map_err(|_| Error::Internal("a stored email is malformed".into()))?;
+        self.config.password_policy.check(new, &email)?;
+        // Hash before taking a connection: bcrypt must never hold one.
+        let hashed_password = self.hash_password(new).await?;
+        let changes = UserChanges { hashed_password: Some(hashed_password), ..Default::default() };
+        let user_id = user.id;
+        Ok(self.run(move |conn| db::update_user(conn, user_id, &changes)).await?)
+    }
+
+    /// Whether [`Auth::update_password`] would accept `reset_token` now: known, unused and not
+    /// expired. It does not use the token up, so a page can check a link before showing its form.
+    pub async fn reset_token_is_valid(&self, reset_token: &str) -> ApiResult<bool> {
+        if reset_token.is_empty() {
+            return Ok(false);
+        }
+        let digest = token_digest(reset_token);
+        let now = Utc::now().naive_utc();
+        let holder = self.find_user(UserFilter::ResetToken(&digest)).await?;
+        Ok(holder.is_some_and(|user| user.reset_token_expires_at.is_some_and(|expires_at| expires_at > now)))
+    }
+
     async fn reset_password(
         &self,
         email: Option<&Email>,

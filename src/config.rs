@@ -61,6 +61,10 @@ pub struct Config {
     pub ip_limit_per_minute: u32,
     /// How many of those requests one IP may make back to back before the per-minute pace applies.
     pub ip_limit_burst: u32,
+    /// The key that signs the CSRF tokens of the pages' forms: the base64 of at least 32 random
+    /// bytes. Unset, each start makes a random key, so a form rendered before a restart or by
+    /// another instance is refused once; deployments with several instances must set it.
+    pub csrf_secret: Option<Secret>,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             hsts: false,
             ip_limit_per_minute: 60,
             ip_limit_burst: 10,
+            csrf_secret: None,
         }
     }
 }

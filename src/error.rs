@@ -1,7 +1,8 @@
-//! The service's one error type, its JSON responder and the catchers.
+//! The service's one error type, its responder and the catchers.
 //!
 //! Every variant knows its status and its public message. The cause of a 5xx goes to the log and
-//! never into the body, which is always `{"message": "..."}`.
+//! never into the body, which is `{"message": "..."}`, or an HTML error page with the same message
+//! when the client prefers `text/html` (browsers).
 
 use std::borrow::Cow;
 
@@ -11,9 +12,11 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
+use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::guard::prefers_html;
 
 /// The result type of handlers and of the Auth layer.
 pub type ApiResult<T> = Result<T, Error>;
@@ -109,6 +112,11 @@ pub fn default_message(status: Status) -> &'static str {
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         self.log();
+        if prefers_html(request) {
+            // Browsers get the HTML error page, which the catcher renders with this message.
+            remember(request, &self);
+            return Err(self.status());
+        }
         let mut response =
             (self.status(), Json(MessageResponse { message: self.public_message() })).respond_to(request)?;
         if let Error::TooManyRequests { retry_after } = self {
@@ -179,18 +187,24 @@ pub fn remember(request: &Request<'_>, error: &Error) -> Status {
     error.status()
 }
 
-/// What the catcher answers: the JSON envelope, plus `Retry-After` when a guard refused the
-/// request with 429 (as [`Error`]'s own responder adds it).
+/// What the catcher answers: the HTML error page for a client that prefers HTML (browsers), the
+/// JSON envelope for every other, plus `Retry-After` when a guard refused the request with 429
+/// (as [`Error`]'s own responder adds it).
 #[derive(Debug)]
 pub struct CaughtError {
     pub status: Status,
     pub body: Json<MessageResponse>,
     pub retry_after: Option<u64>,
+    /// The page that replaces `body` for browsers.
+    pub page: Option<Box<Template>>,
 }
 
 impl<'r> Responder<'r, 'static> for CaughtError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = (self.status, self.body).respond_to(request)?;
+        let mut response = match self.page {
+            Some(page) => (self.status, *page).respond_to(request)?,
+            None => (self.status, self.body).respond_to(request)?,
+        };
         if let Some(seconds) = self.retry_after {
             response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
@@ -205,7 +219,8 @@ fn default_catcher(status: Status, request: &Request<'_>) -> CaughtError {
         GuardRetryAfter(Some(seconds)) if status == Status::TooManyRequests => Some(*seconds),
         _ => None,
     };
-    CaughtError { status, body, retry_after }
+    let page = prefers_html(request).then(|| Box::new(crate::pages::error_page(status, &body.message)));
+    CaughtError { status, body, retry_after, page }
 }
 
 /// The status and body of the catcher: what a guard remembered for this status, or the
@@ -218,7 +233,7 @@ fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<MessageR
     (status, Json(MessageResponse { message }))
 }
 
-/// The catchers: every status gets the JSON `{"message"}` envelope.
+/// The catchers: one for every status, in HTML or JSON as the client prefers.
 pub fn catchers() -> Vec<Catcher> {
     catchers![default_catcher]
 }

@@ -99,11 +99,17 @@ impl<'r> FromRequest<'r> for PrefersHtml {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        match request.accept() {
-            Some(accept) if accept.preferred().media_type().is_html() => Outcome::Success(PrefersHtml),
-            _ => Outcome::Forward(Status::NotFound),
+        match prefers_html(request) {
+            true => Outcome::Success(PrefersHtml),
+            false => Outcome::Forward(Status::NotFound),
         }
     }
+}
+
+/// Whether the request's `Accept` header ranks `text/html` first, as browsers send it. No header,
+/// `*/*` and `application/json` all mean JSON.
+pub fn prefers_html(request: &Request<'_>) -> bool {
+    request.accept().is_some_and(|accept| accept.preferred().media_type().is_html())
 }
 
 /// A form body for the JSON API (urlencoded or multipart). Every failure is a JSON 4xx: a bad or

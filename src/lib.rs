@@ -1,8 +1,8 @@
 //! auth-service: a user authentication service with a JSON API and server-rendered pages.
 //!
-//! Layers, with dependencies pointing one way: routes ([`api`], and later pages) → [`auth`] →
-//! [`db`] → [`user`]. [`guard`] holds the request guards both kinds of route share, [`error`]
-//! the one error type, and [`config`] the typed settings.
+//! Layers, with dependencies pointing one way: routes ([`api`], [`pages`]) → [`auth`] → [`db`] →
+//! [`user`]. [`guard`] holds the request guards both kinds of route share, [`csrf`] the pages'
+//! form protection, [`error`] the one error type, and [`config`] the typed settings.
 //!
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
@@ -12,17 +12,21 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod event;
 pub mod guard;
 pub mod headers;
 pub mod limit;
+pub mod pages;
 pub mod password;
 pub mod user;
 
 use rocket::figment::Figment;
+use rocket::fs::{relative, FileServer};
 use rocket::{Build, Rocket};
+use rocket_dyn_templates::Template;
 
 /// The service as `cargo run` starts it: settings from `Rocket.toml` and `ROCKET_*` variables.
 pub fn rocket() -> Rocket<Build> {
@@ -34,10 +38,14 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(config::stage())
         .attach(auth::stage())
+        .attach(csrf::stage())
         .attach(db::stage())
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)
         .attach(audit::stage())
+        .attach(Template::fairing())
         .mount("/", api::routes())
+        .mount("/", pages::routes())
+        .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }
