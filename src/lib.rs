@@ -2,7 +2,8 @@
 //!
 //! Layers, with dependencies pointing one way: routes ([`api`], and later pages) → [`auth`] →
 //! [`db`] → [`user`]. [`guard`] holds the request guards both kinds of route share, [`error`]
-//! the one error type, and [`config`] the typed settings.
+//! the one error type, [`config`] the typed settings, and [`mail`] the outgoing mail that
+//! [`auth`] sends.
 
 pub mod api;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod guard;
+pub mod mail;
 pub mod user;
 
 use rocket::figment::Figment;
@@ -25,6 +27,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(config::stage())
         .attach(auth::stage())
+        .attach(mail::stage())
         .attach(db::stage())
         .mount("/", api::routes())
         .register("/", error::catchers())
