@@ -117,14 +117,15 @@ pub fn profile(user: User) -> Json<ProfileResponse> {
     Json(ProfileResponse { email: user.email })
 }
 
-/// `POST /reset_password`: issues a reset token; an unknown email is a 403.
+/// `POST /reset_password`: issues a reset token and mails a link carrying it; an unknown email
+/// is a 403, a mail that cannot be sent a 503.
 #[post("/reset_password", data = "<form>")]
 pub async fn create_reset_token(
     form: ApiForm<ResetRequestForm>,
     auth: Auth<'_>,
 ) -> ApiResult<Json<ResetTokenResponse>> {
     let ApiForm(ResetRequestForm { email }) = form;
-    let reset_token = auth.get_reset_password_token(&email).await?;
+    let reset_token = auth.request_password_reset(&email).await?;
     Ok(Json(ResetTokenResponse { email: email.to_string(), reset_token }))
 }
 

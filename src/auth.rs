@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::db::{self, AnyConnection, DbConn, DbError, DbPool};
 use crate::error::{ApiResult, Error};
+use crate::mail::Mailer;
 use crate::user::{Email, NewUser, User, UserChanges, UserFilter};
 
 /// bcrypt reads at most 72 bytes of a password. Longer passwords are refused, never truncated.
@@ -147,11 +148,12 @@ pub fn token_digest(token: &str) -> String {
 pub struct Auth<'r> {
     pool: &'r DbPool,
     hasher: &'r Hasher,
+    mailer: &'r Mailer,
 }
 
 impl<'r> Auth<'r> {
-    pub fn new(pool: &'r DbPool, hasher: &'r Hasher) -> Self {
-        Self { pool, hasher }
+    pub fn new(pool: &'r DbPool, hasher: &'r Hasher, mailer: &'r Mailer) -> Self {
+        Self { pool, hasher, mailer }
     }
 
     /// Runs `work` on a pooled connection that is returned as soon as `work` ends.
@@ -256,6 +258,23 @@ impl<'r> Auth<'r> {
         }
     }
 
+    /// Issues a reset token for `email` (as [`Auth::get_reset_password_token`] does, so an unknown
+    /// email is [`Error::Forbidden`]), mails the user a link carrying it, and returns the token.
+    ///
+    /// The mail goes to the address as registered, not as typed: the look-up ignores case, and a
+    /// mailbox that differs only in case may belong to someone else. When sending fails the error
+    /// is [`Error::MailUnavailable`] and the token stays stored and valid.
+    pub async fn request_password_reset(&self, email: &Email) -> ApiResult<String> {
+        let Some(user) = self.find_user(UserFilter::Email(email.as_str())).await? else {
+            return Err(Error::Forbidden("email not registered"));
+        };
+        let registered = Email::parse(&user.email)
+            .map_err(|why| Error::Internal(format!("stored email of user {} {why}", user.id)))?;
+        let token = self.get_reset_password_token(&registered).await?;
+        self.mailer.send_password_reset(&registered, &token).await?;
+        Ok(token)
+    }
+
     /// Sets a new password for the holder of `reset_token` and clears the token, so it works once.
     /// An unknown or used token is [`Error::Forbidden`].
     pub async fn update_password(&self, reset_token: &str, password: &Password) -> ApiResult<User> {
@@ -357,10 +376,10 @@ impl<'r> FromRequest<'r> for Auth<'r> {
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         let rocket = request.rocket();
-        match (DbConn::pool(rocket), rocket.state::<Hasher>()) {
-            (Some(pool), Some(hasher)) => Outcome::Success(Auth::new(pool, hasher)),
+        match (DbConn::pool(rocket), rocket.state::<Hasher>(), rocket.state::<Mailer>()) {
+            (Some(pool), Some(hasher), Some(mailer)) => Outcome::Success(Auth::new(pool, hasher, mailer)),
             _ => {
-                rocket::error!("Auth needs the database and password hasher stages");
+                rocket::error!("Auth needs the database, password hasher and mailer stages");
                 Outcome::Error((Status::InternalServerError, ()))
             }
         }
