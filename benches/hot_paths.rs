@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use auth_service::auth::{token_digest, Auth, Hasher, Password};
-use auth_service::config::Config;
-use auth_service::db::{self, AnyConnection, AnyConnectionManager, DbConn};
+use auth_service::db::{self, AnyConnection, AnyConnectionManager};
 use auth_service::user::Email;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use diesel::r2d2::ManageConnection;
@@ -33,13 +32,11 @@ fn session_lookup(c: &mut Criterion) {
     // The service itself, ignited but not serving, over a fresh database with cost-4 hashes.
     let figment = rocket::Config::figment()
         .merge(("databases.auth.url", url.as_str()))
+        .merge(("mail_outbox", dir.path().join("mail_outbox")))
         .merge(("bcrypt_cost", 4))
         .merge(("log_level", "off"));
     let rocket = runtime.block_on(auth_service::build(figment).ignite()).expect("the service ignites");
-    let pool = DbConn::pool(&rocket).expect("the database stage");
-    let hasher = rocket.state::<Hasher>().expect("the hasher stage");
-    let config = rocket.state::<Config>().expect("the configuration stage");
-    let auth = Auth::new(pool, hasher, config);
+    let auth = Auth::from_rocket(&rocket).expect("every stage of the service");
     let password = Password::parse(PASSWORD).expect("a valid password");
     let session_id = runtime.block_on(async {
         for n in 0..OTHER_USERS {

@@ -128,8 +128,9 @@ pub fn profile(user: User) -> Json<ProfileResponse> {
     Json(ProfileResponse { email: user.email })
 }
 
-/// `POST /reset_password`: issues a reset token and mails it; an unknown email is a 403 where
-/// the token is revealed, and the same answer as a known one where it is not.
+/// `POST /reset_password`: issues a reset token and mails a link carrying it. Where the token is
+/// revealed (the contract), an unknown email is a 403 and a mail that cannot be sent a 503; where
+/// it is not, known and unknown emails get the same answer.
 #[post("/reset_password", data = "<form>")]
 pub async fn create_reset_token(
     _limit: IpLimit,

@@ -11,12 +11,14 @@ use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
+use rocket::{Phase, Rocket};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use crate::config::Config;
 use crate::db::{self, AnyConnection, DbConn, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
+use crate::mail::Mailer;
 pub use crate::password::{Hasher, Password};
 use crate::user::{Email, NewSession, NewUser, Session, User, UserChanges, UserFilter};
 
@@ -71,11 +73,22 @@ pub struct Auth<'r> {
     pool: &'r DbPool,
     hasher: &'r Hasher,
     config: &'r Config,
+    mailer: &'r Mailer,
 }
 
 impl<'r> Auth<'r> {
-    pub fn new(pool: &'r DbPool, hasher: &'r Hasher, config: &'r Config) -> Self {
-        Self { pool, hasher, config }
+    pub fn new(pool: &'r DbPool, hasher: &'r Hasher, config: &'r Config, mailer: &'r Mailer) -> Self {
+        Self { pool, hasher, config, mailer }
+    }
+
+    /// The layer over the state an ignited `rocket` manages; `None` if a stage is missing.
+    pub fn from_rocket<P: Phase>(rocket: &'r Rocket<P>) -> Option<Self> {
+        Some(Self::new(
+            DbConn::pool(rocket)?,
+            rocket.state::<Hasher>()?,
+            rocket.state::<Config>()?,
+            rocket.state::<Mailer>()?,
+        ))
     }
 
     /// Runs `work` on a pooled connection that is returned as soon as `work` ends.
@@ -286,6 +299,12 @@ impl<'r> Auth<'r> {
     /// Issues a reset token for `email`, valid for `reset_token_ttl`, and stores its digest; a
     /// newer token replaces the older. An unknown email is [`Error::Forbidden`].
     pub async fn get_reset_password_token(&self, email: &Email) -> ApiResult<String> {
+        self.issue_reset_token(email).await.map(|(token, _)| token)
+    }
+
+    /// Stores the digest of a new reset token for `email`; returns the token and the email as
+    /// registered.
+    async fn issue_reset_token(&self, email: &Email) -> ApiResult<(String, Email)> {
         let token = generate_token();
         let digest = token_digest(&token);
         let expires_at =
@@ -300,26 +319,48 @@ impl<'r> Auth<'r> {
                         reset_token_expires_at: Some(Some(expires_at)),
                         ..Default::default()
                     };
-                    db::update_user(conn, user.id, &changes)
+                    db::update_user(conn, user.id, &changes)?;
+                    Ok(user)
                 })
             })
             .await;
-        match stored {
-            Ok(()) => Ok(token),
-            Err(DbError::NotFound) => Err(Error::Forbidden("email not registered")),
-            Err(other) => Err(other.into()),
-        }
+        let user = match stored {
+            Ok(user) => user,
+            Err(DbError::NotFound) => return Err(Error::Forbidden("email not registered")),
+            Err(other) => return Err(other.into()),
+        };
+        let registered = Email::parse(&user.email)
+            .map_err(|why| Error::Internal(format!("stored email of user {} {why}", user.id)))?;
+        Ok((token, registered))
     }
 
-    /// Starts a password reset for `email`: issues a token and sends the reset mail. Returns the
-    /// token only where the settings reveal it (the seed's contract); otherwise a known and an
-    /// unknown email get the same answer, `None`.
+    /// Starts a password reset for `email`: issues a token and mails the user a link carrying
+    /// it. Returns the token only where the settings reveal it (the seed's contract).
+    ///
+    /// Where the token is revealed, an unknown email is [`Error::Forbidden`] and a mail that
+    /// cannot be sent is [`Error::MailUnavailable`] (the token stays valid). Where it is not, a
+    /// known and an unknown email get the same answer, `None`, in about the same time: the mail
+    /// leaves in the background and a failure to send it is only logged.
+    ///
+    /// The mail goes to the address as registered, not as typed: the look-up ignores case, and a
+    /// mailbox that differs only in case may belong to someone else.
     pub async fn request_password_reset(&self, email: &Email) -> ApiResult<Option<String>> {
-        match self.get_reset_password_token(email).await {
-            Ok(token) => Ok(self.config.reveal_reset_token.then_some(token)),
-            Err(Error::Forbidden(_)) if !self.config.reveal_reset_token => Ok(None),
-            Err(other) => Err(other),
+        let reveal = self.config.reveal_reset_token;
+        let (token, registered) = match self.issue_reset_token(email).await {
+            Ok(issued) => issued,
+            Err(Error::Forbidden(_)) if !reveal => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        if reveal {
+            self.mailer.send_password_reset(&registered, &token).await?;
+            return Ok(Some(token));
         }
+        let mailer = self.mailer.clone();
+        rocket::tokio::spawn(async move {
+            // The mailer logs a failure; nobody is waiting for the outcome.
+            let _ = mailer.send_password_reset(&registered, &token).await;
+        });
+        Ok(None)
     }
 
     /// Sets a new password for the holder of `reset_token`, clears the token so it works once,
@@ -467,11 +508,10 @@ impl<'r> FromRequest<'r> for Auth<'r> {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        let rocket = request.rocket();
-        match (DbConn::pool(rocket), rocket.state::<Hasher>(), rocket.state::<Config>()) {
-            (Some(pool), Some(hasher), Some(config)) => Outcome::Success(Auth::new(pool, hasher, config)),
-            _ => {
-                rocket::error!("Auth needs the configuration, database and password hasher stages");
+        match Auth::from_rocket(request.rocket()) {
+            Some(auth) => Outcome::Success(auth),
+            None => {
+                rocket::error!("Auth needs the configuration, database, password hasher and mailer stages");
                 Outcome::Error((Status::InternalServerError, ()))
             }
         }

@@ -1,6 +1,8 @@
 //! Typed settings. Each field has a default here and in `Rocket.toml`, and each can be overridden
 //! with a `ROCKET_<NAME>` environment variable (for example `ROCKET_BCRYPT_COST=10`).
 
+use std::path::PathBuf;
+
 use rocket::fairing::AdHoc;
 use serde::Deserialize;
 
@@ -65,6 +67,17 @@ pub struct Config {
     /// bytes. Unset, each start makes a random key, so a form rendered before a restart or by
     /// another instance is refused once; deployments with several instances must set it.
     pub csrf_secret: Option<Secret>,
+    /// How password-reset mail leaves the service: `file` (the default) or `smtp`.
+    pub mail_transport: MailTransport,
+    /// The directory the `file` transport writes one `.eml` per message into; created if missing.
+    pub mail_outbox: PathBuf,
+    /// The server the `smtp` transport sends through. See [`SmtpUrl`] for the accepted forms.
+    pub smtp_url: SmtpUrl,
+    /// The `From` of every message, a mailbox such as `auth-service <no-reply@example.com>`.
+    pub mail_from: String,
+    /// The address users reach the service at, without a trailing slash. Links in mail are built
+    /// from it, never from the request's `Host` header, which a client chooses.
+    pub public_url: String,
 }
 
 impl Default for Config {
@@ -87,7 +100,66 @@ impl Default for Config {
             ip_limit_per_minute: 60,
             ip_limit_burst: 10,
             csrf_secret: None,
+            mail_transport: MailTransport::File,
+            mail_outbox: PathBuf::from("data/mail_outbox"),
+            smtp_url: SmtpUrl(String::from("smtp://127.0.0.1:25")),
+            mail_from: String::from("auth-service <no-reply@localhost>"),
+            public_url: String::from("http://127.0.0.1:8000"),
         }
+    }
+}
+
+/// Where mail goes: written to files, for development and tests, or sent to an SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message in `mail_outbox`: `cargo run` needs no mail server.
+    File,
+    /// Delivery to the server at `smtp_url`.
+    Smtp,
+}
+
+/// The SMTP server URL, in the forms lettre's `from_url` accepts:
+///
+/// - `smtp://host:port`: plain SMTP, for a relay on the same machine or network (port 25 by default);
+/// - `smtp://host:port?tls=required`: STARTTLS, refusing a server that does not offer it (port 587
+///   by default); `?tls=opportunistic` uses STARTTLS only when offered;
+/// - `smtps://host:port`: TLS from the first byte (port 465 by default).
+///
+/// `user:password@` before the host adds SMTP authentication (percent-encode special characters),
+/// which is why `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SmtpUrl(pub String);
+
+impl SmtpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password, if any, replaced by `***`: safe for logs and error messages.
+    pub fn redacted(&self) -> String {
+        let url = self.0.as_str();
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return url.to_owned();
+        };
+        let authority_end = url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
+        let authority = &url[scheme_end..authority_end];
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***@{host}{}", &url[..scheme_end], &url[authority_end..])
+                }
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SmtpUrl").field(&self.redacted()).finish()
     }
 }
 

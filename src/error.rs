@@ -45,6 +45,9 @@ pub enum Error {
     /// The database (or another dependency) cannot serve the request now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The mail server refused or could not be reached; what was stored stays valid.
+    #[error("mail delivery failed: {0}")]
+    MailUnavailable(String),
     /// A bug or an unexpected failure; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,7 +68,7 @@ impl Error {
             Error::NotFound => Status::NotFound,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
             Error::TooManyRequests { .. } => Status::TooManyRequests,
-            Error::Unavailable(_) => Status::ServiceUnavailable,
+            Error::Unavailable(_) | Error::MailUnavailable(_) => Status::ServiceUnavailable,
             Error::Internal(_) => Status::InternalServerError,
         }
     }
@@ -78,6 +81,7 @@ impl Error {
             Error::InvalidCredentials => "wrong email or password".into(),
             Error::Forbidden(reason) => Cow::Borrowed(reason),
             Error::TooManyRequests { .. } => "too many requests; slow down".into(),
+            Error::MailUnavailable(_) => "could not send the reset email; try again later".into(),
             _ => default_message(self.status()).into(),
         }
     }
@@ -253,6 +257,11 @@ mod tests {
             (Error::PayloadTooLarge, 413, "request body too large"),
             (Error::TooManyRequests { retry_after: 3 }, 429, "too many requests; slow down"),
             (Error::Unavailable("pool timed out".into()), 503, "service temporarily unavailable"),
+            (
+                Error::MailUnavailable("connection refused".into()),
+                503,
+                "could not send the reset email; try again later",
+            ),
             (Error::Internal("secret detail".into()), 500, "internal server error"),
         ];
         for (error, status, message) in cases {

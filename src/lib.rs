@@ -2,7 +2,8 @@
 //!
 //! Layers, with dependencies pointing one way: routes ([`api`], [`pages`]) → [`auth`] → [`db`] →
 //! [`user`]. [`guard`] holds the request guards both kinds of route share, [`csrf`] the pages'
-//! form protection, [`error`] the one error type, and [`config`] the typed settings.
+//! form protection, [`error`] the one error type, [`config`] the typed settings, and [`mail`]
+//! the outgoing mail that [`auth`] sends.
 //!
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
@@ -19,6 +20,7 @@ pub mod event;
 pub mod guard;
 pub mod headers;
 pub mod limit;
+pub mod mail;
 pub mod pages;
 pub mod password;
 pub mod user;
@@ -39,6 +41,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(config::stage())
         .attach(auth::stage())
         .attach(csrf::stage())
+        .attach(mail::stage())
         .attach(db::stage())
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)

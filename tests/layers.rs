@@ -4,7 +4,6 @@
 mod common;
 
 use auth_service::auth::{generate_uuid, token_digest, Auth, Hasher, Password};
-use auth_service::config::Config;
 use auth_service::db::{self, DbConn, DbError};
 use auth_service::error::Error;
 use auth_service::user::{Email, NewUser, UserChanges, UserFilter};
@@ -20,12 +19,7 @@ fn password(raw: &str) -> Password {
 }
 
 fn auth(client: &Client) -> Auth<'_> {
-    let rocket = client.rocket();
-    Auth::new(
-        DbConn::pool(rocket).expect("the pool"),
-        rocket.state::<Hasher>().expect("the hasher"),
-        rocket.state::<Config>().expect("the settings"),
-    )
+    Auth::from_rocket(client.rocket()).expect("every stage of the service")
 }
 
 async fn db_run<T: Send + 'static>(

@@ -7,6 +7,7 @@
 
 pub mod chaos;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use auth_service::db::Backend;
@@ -21,10 +22,11 @@ use tempfile::TempDir;
 pub const EMAIL: &str = "guillaume@holberton.io";
 pub const PASSWORD: &str = "b4l0u";
 
-/// Where one test's data lives; removing it happens on drop.
+/// Where one test's data lives; removing it happens on drop. The temporary directory holds the
+/// SQLite file and the mail outbox, and exists for PostgreSQL runs too.
 pub struct TestDatabase {
     pub url: String,
-    dir: Option<TempDir>,
+    dir: TempDir,
     pg_schema: Option<(String, String)>,
 }
 
@@ -40,7 +42,7 @@ impl TestDatabase {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = dir.path().join("auth.sqlite3").to_string_lossy().into_owned();
-        Self { url, dir: Some(dir), pg_schema: None }
+        Self { url, dir, pg_schema: None }
     }
 
     fn postgres(base: &str) -> Self {
@@ -55,7 +57,13 @@ impl TestDatabase {
         conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create the test schema");
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Self { url, dir: None, pg_schema: Some((base.to_owned(), schema)) }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Self { url, dir, pg_schema: Some((base.to_owned(), schema)) }
+    }
+
+    /// The directory the file mail transport writes this test's `.eml` files into.
+    pub fn mail_outbox(&self) -> PathBuf {
+        self.dir.path().join("mail_outbox")
     }
 
     pub fn backend(&self) -> Backend {
@@ -84,11 +92,12 @@ fn rand_suffix() -> u32 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
 }
 
-/// The settings every test starts from: `Rocket.toml`'s debug profile, the test database, bcrypt
-/// cost 4 and no log noise.
+/// The settings every test starts from: `Rocket.toml`'s debug profile, the test database and its
+/// mail outbox, bcrypt cost 4 and no log noise.
 pub fn test_figment(database: &TestDatabase) -> Figment {
     rocket::Config::figment()
         .merge(("databases.auth.url", database.url.as_str()))
+        .merge(("mail_outbox", database.mail_outbox()))
         .merge(("databases.auth.pool_size", 4))
         .merge(("bcrypt_cost", 4))
         .merge(("log_level", "off"))
