@@ -380,10 +380,17 @@ impl<'r> Auth<'r> {
         self.reset_password(Some(email), reset_token, password).await
     }
 
-    /// Changes the password of a logged-in user who proves the current one. A wrong current
-    /// password is [`Error::InvalidCredentials`] and a new one the policy refuses is
-    /// [`Error::BadRequest`]; either changes nothing. Sessions stay open.
-    pub async fn change_password(&self, user: &User, current: &Password, new: &Password) -> ApiResult<()> {
+    /// Changes the password of the session's user, who proves it with `current`, and ends every
+    /// other session of the user in the same transaction: whoever else knew the old password is
+    /// logged out. A wrong `current` is [`Error::InvalidCredentials`]; a `new` password the policy
+    /// refuses is a [`Error::BadRequest`].
+    pub async fn change_password(
+        &self,
+        session: &CurrentSession,
+        current: &Password,
+        new: &Password,
+    ) -> ApiResult<()> {
+        let user = &session.user;
         if !self.hasher.verify(current, &user.hashed_password).await?.matches {
             return Err(Error::InvalidCredentials);
         }
@@ -393,8 +400,15 @@ impl<'r> Auth<'r> {
         // Hash before taking a connection: bcrypt must never hold one.
         let hashed_password = self.hash_password(new).await?;
         let changes = UserChanges { hashed_password: Some(hashed_password), ..Default::default() };
-        let user_id = user.id;
-        Ok(self.run(move |conn| db::update_user(conn, user_id, &changes)).await?)
+        let (user_id, kept) = (user.id, session.session.id);
+        self.run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                db::update_user(conn, user_id, &changes)?;
+                db::delete_sessions(conn, user_id, SessionScope::AllBut(kept))
+            })
+        })
+        .await?;
+        Ok(())
     }
 
     /// Whether [`Auth::update_password`] would accept `reset_token` now: known, unused and not

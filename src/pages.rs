@@ -493,7 +493,7 @@ pub async fn password_change_submit(
         let page = ProfileContext::invalid(layout, token, user, &context);
         return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     };
-    let page = match auth.change_password(user, &current_password, &new_password).await {
+    let page = match auth.change_password(&current, &current_password, &new_password).await {
         Ok(()) => None,
         Err(Error::InvalidCredentials) => Some(ProfileContext::wrong_current(layout, token, user)),
         Err(error) => Some(ProfileContext::weak(layout, token, user, policy_error(error, "New password")?)),
@@ -501,7 +501,6 @@ pub async fn password_change_submit(
     if let Some(page) = page {
         return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     }
-    auth.end_sessions(user.id, SessionScope::AllBut(current.session.id)).await?;
     Ok(FormReply::done(uri!(profile_page), "Your password has been changed."))
 }
 

@@ -168,6 +168,23 @@ impl Browser {
         result.convert()
     }
 
+    /// The reset link of the one mail in the outbox, decoded from its quoted-printable text.
+    fn mailed_reset_link(&self) -> String {
+        let mails: Vec<PathBuf> = std::fs::read_dir(&self.outbox)
+            .expect("the mail outbox")
+            .map(|entry| entry.expect("an outbox entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+            .collect();
+        assert_eq!(mails.len(), 1, "one mail in the outbox: {mails:?}");
+        let raw = std::fs::read_to_string(&mails[0]).expect("a readable mail");
+        let decoded = quoted_printable::decode(&raw, quoted_printable::ParseMode::Robust).expect("a mail");
+        let text = String::from_utf8(decoded).expect("a UTF-8 mail");
+        let start = format!("{}/password/reset?token=", self.base);
+        let at = text.find(&start).unwrap_or_else(|| panic!("a link starting {start} in {text}"));
+        let end = text[at..].find(|c: char| c.is_whitespace() || c == '"').map_or(text.len(), |n| at + n);
+        text[at..end].to_owned()
+    }
+
     /// Saves `docs/screenshots/<name>-1280.png` and `<name>-375.png`, each the whole page.
     async fn snap(&self, name: &str) -> WebDriverResult<()> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
@@ -202,6 +219,7 @@ where
         .merge(("address", "127.0.0.1"))
         .merge(("port", port))
         .merge(("ip_limit_per_minute", 0))
+        .merge(("public_url", format!("http://127.0.0.1:{port}")))
         .merge(("mail_outbox", outbox.path().to_string_lossy().into_owned()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -411,9 +429,53 @@ fn error_and_reset_pages_render() {
         b.open("/password/reset?token=not-a-token").await?;
         assert_eq!(b.text("h1").await?, "This reset link does not work");
         b.snap("password-reset-invalid").await?;
-        b.open("/password/forgot").await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn forgot_password_mailed_link_sets_a_new_password() {
+    run(|b| async move {
+        b.open("/register").await?;
+        b.fill("email", EMAIL).await?;
+        b.fill("password", PASSWORD).await?;
+        b.submit("/register").await?;
+        b.submit("/logout").await?;
+
+        // From the login page to the forgot-password form, which mails a link.
+        b.open("/login").await?;
+        b.click(r#"a[href="/password/forgot"]"#).await?;
+        assert_eq!(b.path().await?, "/password/forgot");
         b.snap("password-forgot").await?;
-        let _ = &b.outbox;
+        b.fill("email", EMAIL).await?;
+        b.submit("/password/forgot").await?;
+        assert_eq!(
+            b.text(".flash").await?,
+            "If an account uses that email, a link to choose a new password is on its way. Check your inbox."
+        );
+        b.snap("password-forgot-sent").await?;
+
+        // The link in the mail opens the new-password form.
+        let link = b.mailed_reset_link();
+        b.driver.goto(&link).await?;
+        assert_eq!(b.text("h1").await?, "Choose a new password");
+        b.snap("password-reset").await?;
+        b.fill("new_password", NEW_PASSWORD).await?;
+        b.submit("/password/reset").await?;
+        assert_eq!(b.path().await?, "/login");
+        assert_eq!(b.text(".flash").await?, "Your password has been reset. Log in with your new password.");
+        b.snap("login-after-reset").await?;
+
+        // The new password logs in, the old one does not, and the link works only once.
+        b.fill("email", EMAIL).await?;
+        b.fill("password", PASSWORD).await?;
+        b.submit("/login").await?;
+        assert_eq!(b.text("#login-error").await?, "Wrong email or password.");
+        b.fill("password", NEW_PASSWORD).await?;
+        b.submit("/login").await?;
+        assert_eq!(b.path().await?, "/profile");
+        b.driver.goto(&link).await?;
+        assert_eq!(b.text("h1").await?, "This reset link does not work");
         Ok(())
     });
 }

@@ -4,9 +4,12 @@
 
 mod common;
 
+use auth_service::auth::token_digest;
 use auth_service::error::{ApiResult, Error};
 use auth_service::pages::{self, SafeNext};
+use auth_service::user::sessions;
 use common::{form, json, test_figment, TestApp, TestDatabase, EMAIL, PASSWORD};
+use diesel::prelude::*;
 use rocket::http::{Accept, ContentType, Header, Status};
 use rocket::local::blocking::{Client, LocalResponse};
 use rocket::uri;
@@ -515,6 +518,21 @@ fn post_password_change_sets_the_new_password() {
     assert!(page_body(&app, "/profile").contains("Your password has been changed."));
     assert_eq!(api_login_status(&app, EMAIL, PASSWORD), Status::Unauthorized);
     assert_eq!(api_login_status(&app, EMAIL, "n3w-passphrase"), Status::Ok);
+}
+
+#[test]
+fn post_password_change_ends_every_other_session_and_keeps_this_one() {
+    let app = TestApp::new();
+    let other_device = app.with_user();
+    let this_device = app.login(EMAIL, PASSWORD);
+    let fields = [("current_password", PASSWORD), ("new_password", "n3w-passphrase")];
+    let response = submit(&app, "/profile", "/password/change", &fields);
+    assert_flash_redirect(&response, &profile_path());
+    drop(response);
+    let left = app.with_db(|conn| sessions::table.select(sessions::token_hash).load::<String>(conn).unwrap());
+    assert_eq!(left, vec![token_digest(this_device.value())]);
+    assert_ne!(token_digest(other_device.value()), left[0]);
+    assert_eq!(app.client.get("/profile").dispatch().status(), Status::Ok, "this session goes on");
 }
 
 #[test]
