@@ -387,9 +387,9 @@ set xtics rotate by -35 scale 0
 set key off
 set yrange [*:*]
 set title "Throughput (requests/s, log scale)"
-plot "{data}" using 2:xtic(1) lc rgb "#3b75af", "" using 0:2:(sprintf("%.4g", $2)) with labels offset 0,0.7 notitle
+plot "{data}" using 2:xtic(1) lc rgb "#3b75af", "" using 0:2:($2 >= 100 ? sprintf("%.0f", $2) : sprintf("%.3g", $2)) with labels offset 0,0.7 notitle
 set title "p99 latency (ms, log scale)"
-plot "{data}" using 3:xtic(1) lc rgb "#d1603d", "" using 0:3:(sprintf("%.3g", $3)) with labels offset 0,0.7 notitle
+plot "{data}" using 3:xtic(1) lc rgb "#d1603d", "" using 0:3:($3 >= 100 ? sprintf("%.0f", $3) : sprintf("%.3g", $3)) with labels offset 0,0.7 notitle
 unset multiplot
 """
     try:
