@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use crate::config::Config;
-use crate::db::{self, AnyConnection, DbConn, DbError, DbPool, SessionScope};
+use crate::db::{self, AnyConnection, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
 use crate::mail::Mailer;
 pub use crate::password::{Hasher, Password};
@@ -84,7 +84,7 @@ impl<'r> Auth<'r> {
     /// The layer over the state an ignited `rocket` manages; `None` if a stage is missing.
     pub fn from_rocket<P: Phase>(rocket: &'r Rocket<P>) -> Option<Self> {
         Some(Self::new(
-            DbConn::pool(rocket)?,
+            rocket.state::<DbPool>()?,
             rocket.state::<Hasher>()?,
             rocket.state::<Config>()?,
             rocket.state::<Mailer>()?,
@@ -97,11 +97,7 @@ impl<'r> Auth<'r> {
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let conn =
-            self.pool.get().await.ok_or_else(|| {
-                DbError::Unavailable("no database connection within the pool timeout".into())
-            })?;
-        conn.run(work).await
+        self.pool.run(work).await
     }
 
     /// A salted bcrypt hash of `password` (the seed's `_hash_password`), in the current format.

@@ -37,7 +37,9 @@ pub fn rocket() -> Rocket<Build> {
 
 /// The service over the given settings; tests pass their own database and bcrypt cost.
 pub fn build(figment: Figment) -> Rocket<Build> {
-    rocket::custom(figment)
+    // Templates and static files are found from any working directory: both default to this
+    // source tree, as the static files' route does. Rocket.toml's `template_dir` still wins.
+    rocket::custom(figment.join(("template_dir", relative!("templates"))))
         .attach(config::stage())
         .attach(auth::stage())
         .attach(csrf::stage())
