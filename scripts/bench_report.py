@@ -88,7 +88,8 @@ SCENARIOS = [
     Scenario("register", "`POST /users`, unique emails, cost 12", "2xx", "hash"),
     Scenario("mixed_login", "mixed: `POST /sessions` saturating", "2xx", "verify"),
     Scenario("mixed_profile", "mixed: `GET /profile`, paced probe", "2xx"),
-    Scenario("register_cost4", "`POST /users`, unique emails, cost 4", "2xx"),
+    Scenario("register_cost4", "`POST /users`, unique emails, cost 4, `seed` policy", "2xx"),
+    Scenario("register_cost4_strict", "`POST /users`, cost 4, `strict` policy (zxcvbn)", "2xx"),
 ]
 
 TARGET_RSS_MIB = 64
@@ -363,6 +364,7 @@ def rows_for_chart(figures: dict) -> list[tuple[str, float, float]]:
         "mixed_login": "mixed: login",
         "mixed_profile": "mixed: profile",
         "register_cost4": "register c4",
+        "register_cost4_strict": "register c4 strict",
     }
     return [(short[n], f["rate"], f["p99_us"] / 1000) for n, f in figures.items()]
 

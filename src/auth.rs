@@ -108,8 +108,7 @@ impl<'r> Auth<'r> {
     /// Creates a user, or fails with [`Error::EmailTaken`] ("User <email> already exists"). The
     /// password must pass the configured policy.
     pub async fn register_user(&self, email: &Email, password: &Password) -> ApiResult<User> {
-        self.config.password_policy.check(password, email)?;
-        let hashed_password = self.hash_password(password).await?;
+        let hashed_password = self.hasher.hash_new(self.config.password_policy, password, email).await?;
         let address = email.as_str().to_owned();
         let inserted =
             self.run(move |conn| db::add_user(conn, &NewUser::new(&address, &hashed_password))).await;
@@ -392,9 +391,8 @@ impl<'r> Auth<'r> {
         }
         let email =
             Email::parse(&user.email).map_err(|_| Error::Internal("a stored email is malformed".into()))?;
-        self.config.password_policy.check(new, &email)?;
         // Hash before taking a connection: bcrypt must never hold one.
-        let hashed_password = self.hash_password(new).await?;
+        let hashed_password = self.hasher.hash_new(self.config.password_policy, new, &email).await?;
         let changes = UserChanges { hashed_password: Some(hashed_password), ..Default::default() };
         let (user_id, kept) = (user.id, session.session.id);
         self.run(move |conn| {
@@ -445,9 +443,9 @@ impl<'r> Auth<'r> {
             return Err(INVALID);
         }
         let holder_email = Email::parse(&holder.email).map_err(|_| INVALID)?;
-        self.config.password_policy.check(password, &holder_email)?;
         // Hash before taking a connection: bcrypt must never hold one.
-        let hashed_password = self.hash_password(password).await?;
+        let hashed_password =
+            self.hasher.hash_new(self.config.password_policy, password, &holder_email).await?;
         let updated = self
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {

@@ -228,6 +228,9 @@ impl Poolable for AnyConnection {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(u64::from(config.timeout)))
             .connection_customizer(Box::new(SqlitePragmas))
+            // A SQLite connection is a file handle that does not go stale; testing it on each
+            // checkout would cost a query per step. A PostgreSQL one can, after a restart.
+            .test_on_check_out(manager.backend == Backend::Postgres)
             .build(manager)?;
         if let Some(slot) = rocket.state::<PoolSlot>() {
             let _ = slot.0.set(pool.clone());
@@ -419,6 +422,9 @@ mod tests {
         let pool = r2d2::Pool::builder()
             .max_size(1)
             .connection_customizer(Box::new(SqlitePragmas))
+            // A SQLite connection is a file handle that does not go stale; testing it on each
+            // checkout would cost a query per step. A PostgreSQL one can, after a restart.
+            .test_on_check_out(manager.backend == Backend::Postgres)
             .build(manager)
             .unwrap();
         let mut conn = pool.get().unwrap();
@@ -462,12 +468,21 @@ pub fn add_session(conn: &mut AnyConnection, new_session: &NewSession<'_>) -> Re
 
 /// The session with this token digest, with its user, or [`DbError::NotFound`].
 pub fn find_session(conn: &mut AnyConnection, token_hash: &str) -> Result<(Session, User), DbError> {
-    let row = sessions::table
-        .inner_join(users::table)
-        .filter(sessions::token_hash.eq(token_hash))
-        .select((Session::as_select(), User::as_select()))
-        // Not `first`: see find_user_by.
-        .get_result(conn)?;
+    // Every logged-in request makes this query. On the backend's own connection the statement
+    // cache finds it by its type; through `AnyConnection` it renders the SQL first to look it up.
+    // The macro builds one query per backend. (`get_result`, not `first`: see find_user_by.)
+    macro_rules! query {
+        () => {
+            sessions::table
+                .inner_join(users::table)
+                .filter(sessions::token_hash.eq(token_hash))
+                .select((Session::as_select(), User::as_select()))
+        };
+    }
+    let row = match conn {
+        AnyConnection::Sqlite(conn) => query!().get_result(conn),
+        AnyConnection::Postgres(conn) => query!().get_result(conn),
+    }?;
     Ok(row)
 }
 
