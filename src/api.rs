@@ -8,10 +8,8 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, routes, uri, Route, State};
 use serde::Serialize;
 
-use crate::audit::RequestMeta;
 use crate::auth::{Auth, CurrentSession, Password};
 use crate::config::Config;
-use crate::db::SessionScope;
 use crate::error::ApiResult;
 use crate::guard::{self, ApiForm};
 use crate::limit::IpLimit;
@@ -98,12 +96,11 @@ pub async fn create_session(
     _limit: IpLimit,
     form: ApiForm<CredentialsForm>,
     auth: Auth<'_>,
-    client: RequestMeta,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
 ) -> ApiResult<Json<EmailMessageResponse>> {
     let ApiForm(CredentialsForm { email, password }) = form;
-    let session_id = auth.login(&email, &password, client).await?;
+    let session_id = auth.login(&email, &password).await?;
     guard::set_session_cookie(cookies, session_id, config);
     Ok(Json(EmailMessageResponse { email: email.to_string(), message: "logged in" }))
 }
@@ -116,7 +113,7 @@ pub async fn destroy_session(
     auth: Auth<'_>,
     cookies: &CookieJar<'_>,
 ) -> ApiResult<Redirect> {
-    auth.end_sessions(current.user.id, SessionScope::One(current.session.id)).await?;
+    auth.logout(&current).await?;
     guard::remove_session_cookie(cookies);
     Ok(Redirect::to(uri!(index)))
 }

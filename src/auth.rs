@@ -74,11 +74,18 @@ pub struct Auth<'r> {
     hasher: &'r Hasher,
     config: &'r Config,
     mailer: &'r Mailer,
+    /// Who is asking: recorded with every audit event and every new session.
+    client: RequestMeta,
 }
 
 impl<'r> Auth<'r> {
     pub fn new(pool: &'r DbPool, hasher: &'r Hasher, config: &'r Config, mailer: &'r Mailer) -> Self {
-        Self { pool, hasher, config, mailer }
+        Self { pool, hasher, config, mailer, client: RequestMeta::default() }
+    }
+
+    /// The same layer, acting for the client `client` (the request guard sets it).
+    pub fn for_client(self, client: RequestMeta) -> Self {
+        Self { client, ..self }
     }
 
     /// The layer over the state an ignited `rocket` manages; `None` if a stage is missing.
@@ -112,9 +119,17 @@ impl<'r> Auth<'r> {
         let address = email.as_str().to_owned();
         let inserted =
             self.run(move |conn| db::add_user(conn, &NewUser::new(&address, &hashed_password))).await;
+        let event =
+            AuthEvent::new(AuthEventKind::Register, AuthOutcome::Success, &self.client).email(email.as_str());
         match inserted {
-            Ok(user) => Ok(user),
-            Err(DbError::Duplicate(_)) => Err(Error::EmailTaken(email.to_string())),
+            Ok(user) => {
+                self.audit(event.user(user.id)).await?;
+                Ok(user)
+            }
+            Err(DbError::Duplicate(_)) => {
+                self.audit(AuthEvent { outcome: AuthOutcome::EmailTaken, ..event }).await?;
+                Err(Error::EmailTaken(email.to_string()))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -128,7 +143,7 @@ impl<'r> Auth<'r> {
     /// Starts a session for `email` and returns its id, or `None` for an unknown email.
     pub async fn create_session(&self, email: &Email) -> ApiResult<Option<String>> {
         match self.find_user(UserFilter::Email(email.as_str())).await? {
-            Some(user) => self.start_session(&user, RequestMeta::default()).await.map(Some),
+            Some(user) => self.start_session(&user).await.map(Some),
             None => Ok(None),
         }
     }
@@ -136,10 +151,11 @@ impl<'r> Auth<'r> {
     /// Logs in: refuses a throttled account with 429 before any bcrypt work, checks the password,
     /// counts a failure, and on success forgets earlier failures, upgrades an old hash and starts
     /// a session. Returns the session id for the cookie. Every outcome goes to the audit trail.
-    pub async fn login(&self, email: &Email, password: &Password, client: RequestMeta) -> ApiResult<String> {
+    pub async fn login(&self, email: &Email, password: &Password) -> ApiResult<String> {
+        let client = &self.client;
         let key = throttle_key(email);
         if let Some(retry_after) = self.throttle_wait(&key).await? {
-            let event = AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::AccountLimit, &client);
+            let event = AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::AccountLimit, client);
             self.audit(event.email(email.as_str())).await?;
             return Err(Error::TooManyRequests { retry_after });
         }
@@ -148,14 +164,14 @@ impl<'r> Auth<'r> {
             Err(outcome) => {
                 let (now, window_start) = self.throttle_window();
                 self.run(move |conn| db::record_failed_login(conn, &key, now, window_start)).await?;
-                let event = AuthEvent::new(AuthEventKind::LoginFailure, outcome, &client);
+                let event = AuthEvent::new(AuthEventKind::LoginFailure, outcome, client);
                 self.audit(event.email(email.as_str())).await?;
                 return Err(Error::InvalidCredentials);
             }
         };
         self.run(move |conn| db::clear_login_throttle(conn, &key)).await?;
-        let token = self.start_session(&user, client.clone()).await?;
-        let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, &client);
+        let token = self.start_session(&user).await?;
+        let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, client);
         self.audit(event.user(user.id).email(email.as_str())).await?;
         Ok(token)
     }
@@ -222,13 +238,14 @@ impl<'r> Auth<'r> {
     }
 
     /// Stores a new session for `user` and returns its token.
-    async fn start_session(&self, user: &User, client: RequestMeta) -> ApiResult<String> {
+    async fn start_session(&self, user: &User) -> ApiResult<String> {
         let token = generate_token();
         let digest = token_digest(&token);
         let now = Utc::now().naive_utc();
         let expires_at = now + self.config.absolute_timeout();
         let user_id = user.id;
-        let ip = client.ip.map(|ip| ip.to_string());
+        let ip = self.client.ip.map(|ip| ip.to_string());
+        let user_agent = self.client.user_agent.clone();
         self.run(move |conn| {
             let new_session = NewSession {
                 user_id,
@@ -237,7 +254,7 @@ impl<'r> Auth<'r> {
                 last_seen_at: now,
                 expires_at,
                 ip: ip.as_deref(),
-                user_agent: client.user_agent.as_deref(),
+                user_agent: user_agent.as_deref(),
             };
             db::add_session(conn, &new_session)
         })
@@ -267,7 +284,13 @@ impl<'r> Auth<'r> {
         };
         let (session_id, user_id) = (session.id, user.id);
         if session.expires_at <= now || session.last_seen_at < idle_cutoff {
-            self.run(move |conn| db::delete_sessions(conn, user_id, SessionScope::One(session_id))).await?;
+            let event = AuthEvent::new(AuthEventKind::SessionRevoked, AuthOutcome::Expired, &self.client)
+                .user(user_id);
+            self.run(move |conn| {
+                db::delete_sessions(conn, user_id, SessionScope::One(session_id))?;
+                audit::record(conn, &event.as_new())
+            })
+            .await?;
             return Ok(None);
         }
         if (now - session.last_seen_at).num_seconds() >= TOUCH_INTERVAL_SECONDS {
@@ -284,6 +307,35 @@ impl<'r> Auth<'r> {
     /// Ends some of a user's sessions; returns how many ended.
     pub async fn end_sessions(&self, user_id: i32, scope: SessionScope) -> ApiResult<usize> {
         Ok(self.run(move |conn| db::delete_sessions(conn, user_id, scope)).await?)
+    }
+
+    /// Logs out: ends this session only (the user's other devices stay logged in).
+    pub async fn logout(&self, current: &CurrentSession) -> ApiResult<()> {
+        let (user_id, session_id) = (current.user.id, current.session.id);
+        let event = AuthEvent::new(AuthEventKind::Logout, AuthOutcome::Success, &self.client).user(user_id);
+        self.run(move |conn| {
+            db::delete_sessions(conn, user_id, SessionScope::One(session_id))?;
+            audit::record(conn, &event.as_new())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Ends other sessions of the current user (one by its id, or all but the current one) from
+    /// the profile page; returns how many ended. Another user's session id ends nothing.
+    pub async fn revoke_sessions(&self, current: &CurrentSession, scope: SessionScope) -> ApiResult<usize> {
+        let user_id = current.user.id;
+        let event =
+            AuthEvent::new(AuthEventKind::SessionRevoked, AuthOutcome::Success, &self.client).user(user_id);
+        Ok(self
+            .run(move |conn| {
+                let ended = db::delete_sessions(conn, user_id, scope)?;
+                if ended > 0 {
+                    audit::record(conn, &event.as_new())?;
+                }
+                Ok(ended)
+            })
+            .await?)
     }
 
     /// The user's sessions, most recently used first.
@@ -341,11 +393,17 @@ impl<'r> Auth<'r> {
     /// mailbox that differs only in case may belong to someone else.
     pub async fn request_password_reset(&self, email: &Email) -> ApiResult<Option<String>> {
         let reveal = self.config.reveal_reset_token;
+        let event = AuthEvent::new(AuthEventKind::ResetRequested, AuthOutcome::Success, &self.client)
+            .email(email.as_str());
         let (token, registered) = match self.issue_reset_token(email).await {
             Ok(issued) => issued,
-            Err(Error::Forbidden(_)) if !reveal => return Ok(None),
+            Err(Error::Forbidden(reason)) => {
+                self.audit(AuthEvent { outcome: AuthOutcome::UnknownEmail, ..event }).await?;
+                return if reveal { Err(Error::Forbidden(reason)) } else { Ok(None) };
+            }
             Err(other) => return Err(other),
         };
+        self.audit(event).await?;
         if reveal {
             self.mailer.send_password_reset(&registered, &token).await?;
             return Ok(Some(token));
@@ -386,7 +444,10 @@ impl<'r> Auth<'r> {
         new: &Password,
     ) -> ApiResult<()> {
         let user = &session.user;
+        let event =
+            AuthEvent::new(AuthEventKind::PasswordChanged, AuthOutcome::Success, &self.client).user(user.id);
         if !self.hasher.verify(current, &user.hashed_password).await?.matches {
+            self.audit(AuthEvent { outcome: AuthOutcome::WrongPassword, ..event }).await?;
             return Err(Error::InvalidCredentials);
         }
         let email =
@@ -398,7 +459,8 @@ impl<'r> Auth<'r> {
         self.run(move |conn| {
             db::write_transaction(conn, |conn| {
                 db::update_user(conn, user_id, &changes)?;
-                db::delete_sessions(conn, user_id, SessionScope::AllBut(kept))
+                db::delete_sessions(conn, user_id, SessionScope::AllBut(kept))?;
+                audit::record(conn, &event.as_new())
             })
         })
         .await?;
@@ -417,7 +479,31 @@ impl<'r> Auth<'r> {
         Ok(holder.is_some_and(|user| user.reset_token_expires_at.is_some_and(|expires_at| expires_at > now)))
     }
 
+    /// [`Auth::apply_reset`], with its outcome in the audit trail.
     async fn reset_password(
+        &self,
+        email: Option<&Email>,
+        reset_token: &str,
+        password: &Password,
+    ) -> ApiResult<User> {
+        let applied = self.apply_reset(email, reset_token, password).await;
+        let event = |outcome| AuthEvent::new(AuthEventKind::ResetUsed, outcome, &self.client);
+        match &applied {
+            Ok(user) => self.audit(event(AuthOutcome::Success).user(user.id).email(&user.email)).await?,
+            Err(Error::Forbidden(_)) => {
+                let event = event(AuthOutcome::InvalidToken);
+                self.audit(match email {
+                    Some(email) => event.email(email.as_str()),
+                    None => event,
+                })
+                .await?
+            }
+            Err(_) => {}
+        }
+        applied
+    }
+
+    async fn apply_reset(
         &self,
         email: Option<&Email>,
         reset_token: &str,
@@ -517,7 +603,7 @@ impl<'r> FromRequest<'r> for Auth<'r> {
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ()> {
         match Auth::from_rocket(request.rocket()) {
-            Some(auth) => Outcome::Success(auth),
+            Some(auth) => Outcome::Success(auth.for_client(RequestMeta::of(request))),
             None => {
                 rocket::error!("Auth needs the configuration, database, password hasher and mailer stages");
                 Outcome::Error((Status::InternalServerError, ()))

@@ -19,7 +19,6 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::api::{CredentialsForm, ResetRequestForm};
-use crate::audit::RequestMeta;
 use crate::auth::{Auth, CurrentSession, Password};
 use crate::config::Config;
 use crate::csrf::{CsrfForm, CsrfToken, NoFields};
@@ -27,7 +26,7 @@ use crate::db::SessionScope;
 use crate::error::{default_message, ApiResult, Error};
 use crate::guard::{self, PrefersHtml};
 use crate::limit::IpLimit;
-use crate::user::{Email, User};
+use crate::user::{Email, Session, User};
 
 /// The longest `next` path the login form carries.
 const MAX_NEXT_BYTES: usize = 1024;
@@ -371,7 +370,6 @@ pub async fn login_submit(
     _limit: IpLimit,
     layout: LayoutContext,
     auth: Auth<'_>,
-    client: RequestMeta,
     cookies: &CookieJar<'_>,
     config: &State<Config>,
     form: CsrfForm<Contextual<'_, LoginForm>>,
@@ -381,7 +379,7 @@ pub async fn login_submit(
         let page = LoginContext::invalid(layout, token, &context);
         return Ok(FormReply::retry(Status::UnprocessableEntity, "login", page));
     };
-    let session_id = match auth.login(&email, &password, client).await {
+    let session_id = match auth.login(&email, &password).await {
         Ok(session_id) => session_id,
         Err(Error::InvalidCredentials) => {
             let page = LoginContext::refused(layout, token, &email, next);
@@ -406,7 +404,7 @@ pub async fn logout_submit(
     cookies: &CookieJar<'_>,
     _form: CsrfForm<NoFields>,
 ) -> ApiResult<Flash<Redirect>> {
-    auth.end_sessions(current.user.id, SessionScope::One(current.session.id)).await?;
+    auth.logout(&current).await?;
     guard::remove_session_cookie(cookies);
     Ok(Flash::success(Redirect::to(uri!(home_page)), "You have been logged out."))
 }
@@ -430,9 +428,44 @@ pub struct ProfileContext {
     pub created_at_iso: String,
     pub current_password_error: Option<String>,
     pub new_password_error: Option<String>,
+    /// Where the user is logged in, most recently used first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// One of the user's sessions, as the profile page lists it.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: i32,
+    /// Whether this is the session of the browser looking at the page.
+    pub current: bool,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+}
+
+impl SessionView {
+    fn new(session: &Session, current_id: i32) -> Self {
+        Self {
+            id: session.id,
+            current: session.id == current_id,
+            user_agent: session.user_agent.clone().unwrap_or_else(|| "Unknown browser".into()),
+            ip: session.ip.clone().unwrap_or_else(|| "unknown address".into()),
+            created_at: session.created_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+            last_seen_at: session.last_seen_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+        }
+    }
 }
 
 impl ProfileContext {
+    /// The page with the sessions of `current`'s user listed.
+    async fn with_sessions(mut self, auth: &Auth<'_>, current: &CurrentSession) -> ApiResult<Self> {
+        let sessions = auth.list_sessions(current.user.id).await?;
+        self.sessions =
+            sessions.iter().map(|session| SessionView::new(session, current.session.id)).collect();
+        Ok(self)
+    }
+
     fn new(layout: LayoutContext, csrf_token: String, user: &User) -> Self {
         Self {
             layout,
@@ -442,6 +475,7 @@ impl ProfileContext {
             created_at_iso: user.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             current_password_error: None,
             new_password_error: None,
+            sessions: Vec::new(),
         }
     }
 
@@ -467,8 +501,58 @@ impl ProfileContext {
 
 /// `GET /profile` for browsers with a session.
 #[get("/profile", rank = 1)]
-pub fn profile_page(_html: PrefersHtml, user: User, layout: LayoutContext, csrf: CsrfToken) -> Template {
-    Template::render("profile", ProfileContext::new(layout, csrf.0, &user))
+pub async fn profile_page(
+    _html: PrefersHtml,
+    current: CurrentSession,
+    auth: Auth<'_>,
+    layout: LayoutContext,
+    csrf: CsrfToken,
+) -> ApiResult<Template> {
+    let page = ProfileContext::new(layout, csrf.0, &current.user).with_sessions(&auth, &current).await?;
+    Ok(Template::render("profile", page))
+}
+
+/// The session to end, from the profile page's list.
+#[derive(Debug, FromForm)]
+pub struct EndSessionForm {
+    pub session: i32,
+}
+
+/// `POST /profile/sessions/end`: ends one of the user's other sessions (a lost phone, a shared
+/// computer). A session of another user, or one already ended, ends nothing.
+#[post("/profile/sessions/end", data = "<form>")]
+pub async fn end_session_submit(
+    current: CurrentSession,
+    auth: Auth<'_>,
+    form: CsrfForm<Contextual<'_, EndSessionForm>>,
+) -> ApiResult<Flash<Redirect>> {
+    let to = Redirect::to(uri!(profile_page));
+    let Some(EndSessionForm { session }) = form.value.value else {
+        return Ok(Flash::error(to, "Choose a session to end."));
+    };
+    if session == current.session.id {
+        return Ok(Flash::error(to, "This is the session you are using: log out to end it."));
+    }
+    Ok(match auth.revoke_sessions(&current, SessionScope::One(session)).await? {
+        0 => Flash::error(to, "That session had already ended."),
+        _ => Flash::success(to, "That session has ended; the device there is logged out."),
+    })
+}
+
+/// `POST /profile/sessions/end-others`: logs every other device out.
+#[post("/profile/sessions/end-others", data = "<_form>")]
+pub async fn end_other_sessions_submit(
+    current: CurrentSession,
+    auth: Auth<'_>,
+    _form: CsrfForm<NoFields>,
+) -> ApiResult<Flash<Redirect>> {
+    let ended = auth.revoke_sessions(&current, SessionScope::AllBut(current.session.id)).await?;
+    let message = match ended {
+        0 => "You were not logged in anywhere else.".to_owned(),
+        1 => "You have been logged out of 1 other session.".to_owned(),
+        n => format!("You have been logged out of {n} other sessions."),
+    };
+    Ok(Flash::success(Redirect::to(uri!(profile_page)), message))
 }
 
 /// `GET /profile` for browsers without a session: 303 to the login page, which comes back here.
@@ -490,7 +574,8 @@ pub async fn password_change_submit(
     let CsrfForm { value: Contextual { value, context }, token } = form;
     let user = &current.user;
     let Some(PasswordChangeForm { current_password, new_password }) = value else {
-        let page = ProfileContext::invalid(layout, token, user, &context);
+        let page =
+            ProfileContext::invalid(layout, token, user, &context).with_sessions(&auth, &current).await?;
         return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     };
     let page = match auth.change_password(&current, &current_password, &new_password).await {
@@ -499,9 +584,10 @@ pub async fn password_change_submit(
         Err(error) => Some(ProfileContext::weak(layout, token, user, policy_error(error, "New password")?)),
     };
     if let Some(page) = page {
+        let page = page.with_sessions(&auth, &current).await?;
         return Ok(FormReply::retry(Status::UnprocessableEntity, "profile", page));
     }
-    Ok(FormReply::done(uri!(profile_page), "Your password has been changed."))
+    Ok(FormReply::done(uri!(profile_page), "Your password has been changed. Every other session has ended."))
 }
 
 /// `POST /password/change` once the session has ended: back through the login page.
@@ -688,6 +774,8 @@ pub fn routes() -> Vec<Route> {
         logout_redirect,
         profile_page,
         profile_redirect,
+        end_session_submit,
+        end_other_sessions_submit,
         password_change_submit,
         password_change_redirect,
         password_forgot_page,

@@ -345,7 +345,7 @@ fn register_logout_wrong_password_login_change_password_logout() {
         b.fill("new_password", NEW_PASSWORD).await?;
         b.submit("/password/change").await?;
         assert_eq!(b.path().await?, "/profile");
-        assert_eq!(b.text(".flash").await?, "Your password has been changed.");
+        assert_eq!(b.text(".flash").await?, "Your password has been changed. Every other session has ended.");
         b.snap("profile-password-changed").await?;
 
         // Log out, then in with the new password; the old one no longer works.

@@ -515,7 +515,8 @@ fn post_password_change_sets_the_new_password() {
     let response = submit(&app, "/profile", "/password/change", &fields);
     assert_flash_redirect(&response, &profile_path());
     drop(response);
-    assert!(page_body(&app, "/profile").contains("Your password has been changed."));
+    assert!(page_body(&app, "/profile")
+        .contains("Your password has been changed. Every other session has ended."));
     assert_eq!(api_login_status(&app, EMAIL, PASSWORD), Status::Unauthorized);
     assert_eq!(api_login_status(&app, EMAIL, "n3w-passphrase"), Status::Ok);
 }
