@@ -778,3 +778,51 @@ fn get_static_stylesheet_and_logo_are_served() {
     assert_eq!(response.status(), Status::Ok);
     assert_eq!(response.content_type(), Some(ContentType::SVG));
 }
+
+// The sessions on the profile page.
+
+#[test]
+fn get_profile_lists_every_session_and_marks_this_one() {
+    let app = TestApp::new();
+    app.with_user();
+    app.client
+        .post("/sessions")
+        .header(ContentType::Form)
+        .header(Header::new("User-Agent", "Other-Phone/2.0"))
+        .body(form(&[("email", EMAIL), ("password", PASSWORD)]))
+        .dispatch();
+    let body = page_body(&app, "/profile");
+    assert_eq!(body.matches(r#"class="sessions__item""#).count(), 2, "{body}");
+    assert_eq!(body.matches("This device").count(), 1, "{body}");
+    assert!(body.contains("Log out everywhere else"), "{body}");
+    // The browser's own session has no End button: only the other one has.
+    assert_eq!(body.matches(r#"action="/profile/sessions/end""#).count(), 1, "{body}");
+}
+
+#[test]
+fn post_profile_sessions_end_cannot_end_another_users_session() {
+    let app = TestApp::new();
+    app.register("other@example.com", PASSWORD);
+    app.login("other@example.com", PASSWORD);
+    let others = app.with_db(|conn| sessions::table.select(sessions::id).load::<i32>(conn).unwrap());
+    app.with_user();
+    let token = csrf_token(&page_body(&app, "/profile"));
+    let response =
+        post_page(&app, "/profile/sessions/end", Some(&token), &[("session", &others[0].to_string())]);
+    assert_flash_redirect(&response, &profile_path());
+    drop(response);
+    assert!(page_body(&app, "/profile").contains("That session had already ended."));
+    let left = app.with_db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
+    assert_eq!(left, 2, "the other user's session is still there");
+}
+
+#[test]
+fn post_profile_sessions_end_others_without_csrf_token_is_403_and_ends_nothing() {
+    let app = TestApp::new();
+    app.with_user();
+    app.login(EMAIL, PASSWORD);
+    page_body(&app, "/profile");
+    assert_csrf_refused(post_page(&app, "/profile/sessions/end-others", None, &[]));
+    let left = app.with_db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
+    assert_eq!(left, 2);
+}
