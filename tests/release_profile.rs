@@ -147,3 +147,52 @@ fn a_login_upgrades_a_hash_made_at_a_lower_cost() {
     app.login(EMAIL, PASSWORD);
     assert!(stored_hash(&app, EMAIL).starts_with("v2$$2b$05$"));
 }
+
+/// The reset token of the one mail in `outbox`, waiting for it: in the release profile the mail
+/// leaves in the background, after the answer.
+fn mailed_token(outbox: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        let mails: Vec<_> = std::fs::read_dir(outbox)
+            .map(|dir| dir.filter_map(Result::ok).map(|entry| entry.path()).collect())
+            .unwrap_or_default();
+        if let Some(mail) = mails.iter().find(|path| path.extension().is_some_and(|ext| ext == "eml")) {
+            break mail.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset mail in {}", outbox.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let raw = std::fs::read_to_string(mail).expect("a readable mail");
+    let decoded = quoted_printable::decode(&raw, quoted_printable::ParseMode::Robust).expect("a mail");
+    let text = String::from_utf8(decoded).expect("a UTF-8 mail");
+    let start = text.find("/password/reset?token=").expect("a reset link") + "/password/reset?token=".len();
+    let end = text[start..].find(|c: char| c.is_whitespace() || c == '"').map_or(text.len(), |n| start + n);
+    text[start..end].to_owned()
+}
+
+#[test]
+fn release_end_to_end_register_log_in_and_reset_by_mail() {
+    let app = release_app();
+    let new_password = "violet staircase under 9 moons";
+    let credentials = |password: &str| form(&[("email", EMAIL), ("password", password)]);
+    assert_eq!(app.post_form("/users", &credentials(STRONG)).status(), Status::Ok);
+    let session = app.login(EMAIL, STRONG);
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(app.client.get("/profile").dispatch().status(), Status::Ok);
+
+    // The answer carries no token; the mail does.
+    let response = app.post_form("/reset_password", &form(&[("email", EMAIL)]));
+    assert_eq!(response.status(), Status::Ok);
+    let body = json(response);
+    assert!(body.get("reset_token").is_none(), "{body}");
+    let token = mailed_token(&app.database.mail_outbox());
+
+    let reset = form(&[("email", EMAIL), ("reset_token", &token), ("new_password", new_password)]);
+    assert_eq!(app.put_form("/reset_password", &reset).status(), Status::Ok);
+    // The reset ended the session, the old password is dead, the link works once.
+    assert_eq!(app.client.get("/profile").dispatch().status(), Status::Forbidden);
+    assert_eq!(app.post_form("/sessions", &credentials(STRONG)).status(), Status::Unauthorized);
+    assert_eq!(app.put_form("/reset_password", &reset).status(), Status::Forbidden);
+    app.login(EMAIL, new_password);
+    assert_eq!(app.client.get("/profile").dispatch().status(), Status::Ok);
+}
