@@ -136,6 +136,12 @@ def report(args: argparse.Namespace) -> int:
     probe = json.loads((results / "probe.json").read_text())
     cold = [float(x) for x in (results / "coldstart.txt").read_text().split()]
     ticks = float(meta.get("clock_ticks", "100"))
+    enumeration: dict[str, list[float]] = {"wrong_password": [], "unknown_email": []}
+    for kind, seconds in read_tsv(results / "enumeration.tsv"):
+        enumeration[kind].append(1000 * float(seconds))
+    wrong_ms = statistics.median(enumeration["wrong_password"])
+    unknown_ms = statistics.median(enumeration["unknown_email"])
+    enumeration_ratio = unknown_ms / wrong_ms
     cores = int(meta["cores"])
     bounds = {"verify": probe["bound_per_s"], "hash": cores * 1000 / probe["hash_ms"]}
 
@@ -240,6 +246,11 @@ def report(args: argparse.Namespace) -> int:
             cold_median < TARGET_COLD_MS,
         ),
         ("registrations at cost 4 ≥ 1,000/s", f"{cost4:,.0f}/s", cost4 >= 1000),
+        (
+            "login time, unknown email ÷ wrong password, within 0.9 to 1.1",
+            f"{enumeration_ratio:.3f}",
+            0.9 <= enumeration_ratio <= 1.1,
+        ),
     ]
 
     quick = meta.get("mode") == "quick"
@@ -314,6 +325,22 @@ def report(args: argparse.Namespace) -> int:
         f"process's share of one core (up to {100 * cores}%), machine CPU everything on the machine "
         "(the server, wrk and anyone else). wrk corrects its percentiles for coordinated omission.\n"
     )
+
+    md.append("## Enumeration timing\n")
+    md.append(
+        "One login at a time on the idle server, taking turns: a wrong password for an existing "
+        "account, then an email with no account (each a new one). Both run one bcrypt verify, so the "
+        "answer time does not tell which emails exist.\n"
+    )
+    md.append("| login | requests | median | fastest | slowest |")
+    md.append("|---|---:|---:|---:|---:|")
+    for kind, label in (("wrong_password", "wrong password, existing account"), ("unknown_email", "unknown email")):
+        times = enumeration[kind]
+        md.append(
+            f"| {label} | {len(times)} | {statistics.median(times):.1f} ms | {min(times):.1f} ms | "
+            f"{max(times):.1f} ms |"
+        )
+    md.append(f"\nRatio of the medians, unknown ÷ wrong: **{enumeration_ratio:.3f}**.\n")
 
     md.append("## Server\n")
     md.append("| peak RSS (VmHWM) | steady RSS (median of samples) | cold start to first 200 | binary size |")

@@ -11,7 +11,7 @@ use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
-use rocket::{Phase, Rocket};
+use rocket::{Build, Phase, Rocket};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
@@ -27,14 +27,29 @@ const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
 /// Builds the [`Hasher`] from [`Config`] at ignite.
 pub fn stage() -> AdHoc {
-    AdHoc::try_on_ignite("Password hasher", |rocket| async {
-        let Some(config) = rocket.state::<Config>() else {
-            rocket::error!("the password hasher needs the configuration stage first");
-            return Err(rocket);
-        };
-        let hasher = Hasher::new(config.bcrypt_cost, config.pepper.0.as_bytes(), config.bcrypt_permits());
-        Ok(rocket.manage(hasher))
+    AdHoc::on_ignite("Password hasher", |rocket| async {
+        rocket.attach(AdHoc::try_on_ignite("Password hasher", manage_hasher)).attach(AdHoc::on_liftoff(
+            "Unknown-email hash",
+            |rocket| {
+                Box::pin(async move {
+                    // Made now rather than at the first login for an unknown email, which would
+                    // otherwise take twice as long as a wrong password and so name itself.
+                    if let Some(hasher) = rocket.state::<Hasher>().cloned() {
+                        rocket::tokio::spawn(async move { hasher.prepare_dummy().await });
+                    }
+                })
+            },
+        ))
     })
+}
+
+async fn manage_hasher(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
+    let Some(config) = rocket.state::<Config>() else {
+        rocket::error!("the password hasher needs the configuration stage first");
+        return Err(rocket);
+    };
+    let hasher = Hasher::new(config.bcrypt_cost, config.pepper.0.as_bytes(), config.bcrypt_permits());
+    Ok(rocket.manage(hasher))
 }
 
 /// A new random (version 4) UUID, as a string (the seed's `_generate_uuid`).

@@ -218,15 +218,27 @@ impl Hasher {
 
     /// Spends the time of one verify and never matches: the answer for an unknown email.
     pub async fn verify_dummy(&self, password: &Password) -> ApiResult<Verified> {
+        let dummy = self.dummy_hash().await?;
+        self.verify(password, &dummy).await.map(|_| Verified { matches: false, needs_rehash: false })
+    }
+
+    /// Makes the hash [`Hasher::verify_dummy`] checks against, if it is not made yet; a failure
+    /// is logged, and the first unknown-email login tries again.
+    pub async fn prepare_dummy(&self) {
+        if let Err(error) = self.dummy_hash().await {
+            tracing::warn!("the unknown-email hash could not be made yet: {error:?}");
+        }
+    }
+
+    async fn dummy_hash(&self) -> ApiResult<String> {
         let dummy = self
             .dummy_hash
             .get_or_try_init(|| async {
                 let placeholder = Password("placeholder for unknown accounts".into());
                 self.hash(&placeholder).await
             })
-            .await?
-            .clone();
-        self.verify(password, &dummy).await.map(|_| Verified { matches: false, needs_rehash: false })
+            .await?;
+        Ok(dummy.clone())
     }
 
     async fn run<T, F>(&self, work: F) -> ApiResult<T>
