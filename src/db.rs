@@ -28,6 +28,9 @@ use crate::user::{
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// The PostgreSQL advisory lock that serialises migrations across nodes ("auth" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6175_7468;
+
 /// How long a SQLite writer waits for the lock before giving up, in milliseconds.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
@@ -293,7 +296,15 @@ async fn run_migrations(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<B
 pub fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
     let applied = match conn {
         AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Postgres(c) => {
+            // Nodes started together would race to create the same tables: one migrates at a
+            // time, and the others then find nothing pending.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| e.to_string())?;
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+            applied
+        }
     };
     let applied = applied.map_err(|e| e.to_string())?;
     if applied > 0 {
