@@ -31,8 +31,11 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// The PostgreSQL advisory lock that serialises migrations across nodes ("auth" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6175_7468;
 
-/// How long a SQLite writer waits for the lock before giving up, in milliseconds.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// How long a SQLite writer waits for the lock before giving up, in milliseconds. A write
+/// transaction here lasts well under a millisecond, so a writer that waits this long is facing
+/// something else holding the file (a backup, a stuck process): better a 503 within the 2 s a
+/// client can wait than a hang.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 1_500;
 
 /// A connection to either backend, chosen by the database URL at start.
 #[derive(diesel::MultiConnection)]
