@@ -92,6 +92,14 @@ SCENARIOS = [
     Scenario("register_cost4_strict", "`POST /users`, cost 4, `strict` policy (zxcvbn)", "2xx"),
 ]
 
+# The scenarios `scripts/bench --pg` repeats on PostgreSQL, under the name prefix `pg_`.
+PG_REPEATED = ("profile_json", "profile_html", "login", "mixed_login", "mixed_profile", "register_cost4")
+PG_SCENARIOS = [
+    Scenario("pg_" + sc.name, "PostgreSQL: " + sc.label, sc.expected, sc.bound)
+    for sc in SCENARIOS
+    if sc.name in PG_REPEATED
+]
+
 TARGET_RSS_MIB = 64
 TARGET_COLD_MS = 200
 TARGET_MIXED_P99_MS = 20
@@ -166,8 +174,9 @@ def report(args: argparse.Namespace) -> int:
         rss[path.stem[4:]] = [(float(t), float(kib)) for t, kib in read_tsv(path)]
     peaks = {name: float(kib) for name, kib in read_tsv(results / "servers.tsv")}
 
+    with_pg = "postgres" in meta.get("backend", "")
     rows, failures, figures = [], [], {}
-    for sc in SCENARIOS:
+    for sc in SCENARIOS + (PG_SCENARIOS if with_pg else []):
         res = wrk_result(results / f"{sc.name}.txt")
         t = timing.get(sc.name)
         if res is None or t is None:
@@ -326,6 +335,26 @@ def report(args: argparse.Namespace) -> int:
         "(the server, wrk and anyone else). wrk corrects its percentiles for coordinated omission.\n"
     )
 
+    if with_pg:
+        md.append("## SQLite and PostgreSQL\n")
+        md.append(
+            "The same scenarios in the same run, on a SQLite file and on a throwaway PostgreSQL 15 "
+            "server on this machine (fsync off, as a test server). PostgreSQL pays a network round "
+            "trip per query; SQLite serialises writers.\n"
+        )
+        md.append("| scenario | SQLite requests/s | PostgreSQL requests/s | PostgreSQL ÷ SQLite | SQLite p99 | PostgreSQL p99 |")
+        md.append("|---|---:|---:|---:|---:|---:|")
+        for name in PG_REPEATED:
+            lite, pg = figures.get(name), figures.get("pg_" + name)
+            if not lite or not pg:
+                continue
+            label = next(sc.label for sc in SCENARIOS if sc.name == name)
+            md.append(
+                f"| {label} | {lite['rate']:,.1f} | {pg['rate']:,.1f} | {pg['rate'] / lite['rate']:.2f} | "
+                f"{lite['p99_us'] / 1000:.2f} ms | {pg['p99_us'] / 1000:.2f} ms |"
+            )
+        md.append("")
+
     md.append("## Enumeration timing\n")
     md.append(
         "One login at a time on the idle server, taking turns: a wrong password for an existing "
@@ -393,7 +422,10 @@ def rows_for_chart(figures: dict) -> list[tuple[str, float, float]]:
         "register_cost4": "register c4",
         "register_cost4_strict": "register c4 strict",
     }
-    return [(short[n], f["rate"], f["p99_us"] / 1000) for n, f in figures.items()]
+    def label(name: str) -> str:
+        return "pg " + short[name[3:]] if name.startswith("pg_") else short[name]
+
+    return [(label(n), f["rate"], f["p99_us"] / 1000) for n, f in figures.items()]
 
 
 def draw_chart(rows: list[tuple[str, float, float]], path: Path, meta: dict) -> bool:
