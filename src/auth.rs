@@ -52,6 +52,42 @@ async fn manage_hasher(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Bu
     Ok(rocket.manage(hasher))
 }
 
+/// How often expired sessions are swept out of the table.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Deletes expired sessions at liftoff and every [`SWEEP_INTERVAL`] until shutdown. Expiry is enforced when a
+/// session is presented; the sweep keeps sessions that are never presented again from piling up.
+/// Every node sweeps; the deletes are idempotent.
+pub fn session_sweeper() -> AdHoc {
+    AdHoc::on_liftoff("Expired-session sweeper", |rocket| {
+        Box::pin(async move {
+            let (Some(pool), Some(config)) = (rocket.state::<DbPool>().cloned(), rocket.state::<Config>())
+            else {
+                return;
+            };
+            let idle = config.idle_timeout();
+            let mut shutdown = rocket.shutdown();
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(SWEEP_INTERVAL);
+                loop {
+                    rocket::tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = &mut shutdown => return,
+                    }
+                    let now = Utc::now().naive_utc();
+                    let swept =
+                        pool.run(move |conn| db::delete_expired_sessions(conn, now, now - idle)).await;
+                    match swept {
+                        Ok(0) => {}
+                        Ok(count) => tracing::info!("swept {count} expired session(s)"),
+                        Err(error) => tracing::warn!("the expired-session sweep failed: {error}"),
+                    }
+                }
+            });
+        })
+    })
+}
+
 /// A new random (version 4) UUID, as a string (the seed's `_generate_uuid`).
 pub fn generate_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -353,9 +389,12 @@ impl<'r> Auth<'r> {
             .await?)
     }
 
-    /// The user's sessions, most recently used first.
+    /// The user's live sessions, most recently used first.
     pub async fn list_sessions(&self, user_id: i32) -> ApiResult<Vec<Session>> {
-        Ok(self.run(move |conn| db::list_sessions(conn, user_id)).await?)
+        let sessions = self.run(move |conn| db::list_sessions(conn, user_id)).await?;
+        let now = Utc::now().naive_utc();
+        let idle_cutoff = now - self.config.idle_timeout();
+        Ok(sessions.into_iter().filter(|s| s.expires_at > now && s.last_seen_at >= idle_cutoff).collect())
     }
 
     /// Issues a reset token for `email`, valid for `reset_token_ttl`, and stores its digest; a

@@ -59,6 +59,7 @@ pub struct DbConn(AnyConnection);
 /// first, so no async task waits behind the query: 13,000 to 14,000/s on the same machine. It
 /// shares the r2d2 pool with [`DbConn`], so the pool size still bounds the connections, and
 /// queues on an async semaphore, so a request waiting for a connection holds no thread.
+#[derive(Clone)]
 pub struct DbPool {
     pool: r2d2::Pool<AnyConnectionManager>,
     permits: Arc<Semaphore>,

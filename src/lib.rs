@@ -45,6 +45,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(csrf::stage())
         .attach(mail::stage())
         .attach(db::stage())
+        .attach(auth::session_sweeper())
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)
         .attach(audit::stage())

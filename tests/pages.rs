@@ -826,3 +826,21 @@ fn post_profile_sessions_end_others_without_csrf_token_is_403_and_ends_nothing()
     let left = app.with_db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
     assert_eq!(left, 2);
 }
+
+#[test]
+fn post_profile_sessions_end_without_csrf_token_is_403_and_ends_nothing() {
+    let app = TestApp::new();
+    let other = app.with_user();
+    app.login(EMAIL, PASSWORD);
+    page_body(&app, "/profile");
+    let id = app.with_db(move |conn| {
+        sessions::table
+            .filter(sessions::token_hash.eq(token_digest(other.value())))
+            .select(sessions::id)
+            .first::<i32>(conn)
+            .unwrap()
+    });
+    assert_csrf_refused(post_page(&app, "/profile/sessions/end", None, &[("session", &id.to_string())]));
+    let left = app.with_db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
+    assert_eq!(left, 2);
+}

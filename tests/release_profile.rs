@@ -196,3 +196,27 @@ fn release_end_to_end_register_log_in_and_reset_by_mail() {
     app.login(EMAIL, new_password);
     assert_eq!(app.client.get("/profile").dispatch().status(), Status::Ok);
 }
+
+#[test]
+fn release_reset_to_a_weak_password_is_400_and_keeps_the_token() {
+    let app = release_app();
+    assert_eq!(
+        app.post_form("/users", &form(&[("email", EMAIL), ("password", STRONG)])).status(),
+        Status::Ok
+    );
+    assert_eq!(app.post_form("/reset_password", &form(&[("email", EMAIL)])).status(), Status::Ok);
+    let token = mailed_token(&app.database.mail_outbox());
+    let weak = form(&[("email", EMAIL), ("reset_token", &token), ("new_password", "password123")]);
+    let response = app.put_form("/reset_password", &weak);
+    assert_eq!(response.status(), Status::BadRequest);
+    assert_eq!(
+        json(response),
+        j!({"message": "password is too weak: it is on the list of commonly used passwords"})
+    );
+    let strong = form(&[
+        ("email", EMAIL),
+        ("reset_token", &token),
+        ("new_password", "violet staircase under 9 moons"),
+    ]);
+    assert_eq!(app.put_form("/reset_password", &strong).status(), Status::Ok);
+}

@@ -142,3 +142,41 @@ fn put_reset_password_ends_every_session_of_the_user() {
     assert_eq!(app.put_form("/reset_password", &body).status(), Status::Ok);
     assert_eq!(profile_status(&app, &laptop), Status::Forbidden);
 }
+
+#[test]
+fn expired_sessions_are_swept_from_the_table_at_start() {
+    let short_idle = |figment: rocket::figment::Figment| figment.merge(("session_idle_timeout", 1));
+    let app = TestApp::with_config(short_idle);
+    app.with_user();
+    let TestApp { client, database } = app;
+    drop(client);
+    sleep(Duration::from_millis(1100));
+    // A restarted node: its sweeper runs at liftoff, without anyone presenting the old cookie.
+    let app = TestApp::with_database(database, short_idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = app.with_db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} expired session(s) still stored");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn put_reset_password_token_past_its_ttl_is_403() {
+    let app = TestApp::with_config(|figment| figment.merge(("reset_token_ttl", 1)));
+    app.register(EMAIL, PASSWORD);
+    let response = app.post_form("/reset_password", &form(&[("email", EMAIL)]));
+    let token = json(response)["reset_token"].as_str().expect("a token").to_owned();
+    sleep(Duration::from_millis(1100));
+    let body = form(&[("email", EMAIL), ("reset_token", &token), ("new_password", "n3w-passphrase")]);
+    let response = app.put_form("/reset_password", &body);
+    assert_eq!(response.status(), Status::Forbidden);
+    assert_eq!(json(response), j!({"message": "reset token expired"}));
+    assert_eq!(
+        app.post_form("/sessions", &form(&[("email", EMAIL), ("password", PASSWORD)])).status(),
+        Status::Ok
+    );
+}
