@@ -167,16 +167,21 @@ impl<'r> Auth<'r> {
     /// password must pass the configured policy.
     pub async fn register_user(&self, email: &Email, password: &Password) -> ApiResult<User> {
         let hashed_password = self.hasher.hash_new(self.config.password_policy, password, email).await?;
-        let address = email.as_str().to_owned();
-        let inserted =
-            self.run(move |conn| db::add_user(conn, &NewUser::new(&address, &hashed_password))).await;
         let event =
             AuthEvent::new(AuthEventKind::Register, AuthOutcome::Success, &self.client).email(email.as_str());
+        let (address, created) = (email.as_str().to_owned(), event.clone());
+        // The account and its audit row are written together: one trip, one transaction.
+        let inserted = self
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    let user = db::add_user(conn, &NewUser::new(&address, &hashed_password))?;
+                    audit::record(conn, &created.user(user.id).as_new())?;
+                    Ok(user)
+                })
+            })
+            .await;
         match inserted {
-            Ok(user) => {
-                self.audit(event.user(user.id)).await?;
-                Ok(user)
-            }
+            Ok(user) => Ok(user),
             Err(DbError::Duplicate(_)) => {
                 self.audit(AuthEvent { outcome: AuthOutcome::EmailTaken, ..event }).await?;
                 Err(Error::EmailTaken(email.to_string()))
@@ -194,7 +199,7 @@ impl<'r> Auth<'r> {
     /// Starts a session for `email` and returns its id, or `None` for an unknown email.
     pub async fn create_session(&self, email: &Email) -> ApiResult<Option<String>> {
         match self.find_user(UserFilter::Email(email.as_str())).await? {
-            Some(user) => self.start_session(&user).await.map(Some),
+            Some(user) => self.start_session(&user, |_| Ok(())).await.map(Some),
             None => Ok(None),
         }
     }
@@ -220,11 +225,14 @@ impl<'r> Auth<'r> {
                 return Err(Error::InvalidCredentials);
             }
         };
-        self.run(move |conn| db::clear_login_throttle(conn, &key)).await?;
-        let token = self.start_session(&user).await?;
-        let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, client);
-        self.audit(event.user(user.id).email(email.as_str())).await?;
-        Ok(token)
+        let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, client)
+            .user(user.id)
+            .email(email.as_str());
+        self.start_session(&user, move |conn| {
+            db::clear_login_throttle(conn, &key)?;
+            audit::record(conn, &event.as_new())
+        })
+        .await
     }
 
     /// Stores an event in the audit trail and logs it.
@@ -288,8 +296,13 @@ impl<'r> Auth<'r> {
         (now, now - chrono::Duration::seconds(self.config.login_throttle_window as i64))
     }
 
-    /// Stores a new session for `user` and returns its token.
-    async fn start_session(&self, user: &User) -> ApiResult<String> {
+    /// Stores a new session for `user` and returns its token; `also` runs on the same connection
+    /// right after, so a login's other writes cost no extra trip.
+    async fn start_session(
+        &self,
+        user: &User,
+        also: impl FnOnce(&mut AnyConnection) -> Result<(), DbError> + Send + 'static,
+    ) -> ApiResult<String> {
         let token = generate_token();
         let digest = token_digest(&token);
         let now = Utc::now().naive_utc();
@@ -307,7 +320,8 @@ impl<'r> Auth<'r> {
                 ip: ip.as_deref(),
                 user_agent: user_agent.as_deref(),
             };
-            db::add_session(conn, &new_session)
+            db::add_session(conn, &new_session)?;
+            also(conn)
         })
         .await?;
         Ok(token)
