@@ -32,6 +32,7 @@ fn assert_unavailable_fast(app: &TestApp, request: impl FnOnce(&TestApp) -> (Sta
     assert_eq!(status, Status::ServiceUnavailable);
     assert_eq!(body, Some(json!({"message": "service temporarily unavailable"})));
     assert!(elapsed < Duration::from_secs(2), "503 after {elapsed:?}");
+    eprintln!("503 after {elapsed:?}");
 }
 
 fn register(app: &TestApp, email: &str) -> (Status, Option<Value>) {
@@ -75,6 +76,7 @@ fn postgres_outage_gives_503_within_2_seconds_then_recovers() {
         Status::Ok,
     );
     assert_eq!(status, Status::Ok, "recovered after {:?}", started.elapsed());
+    eprintln!("recovered {:?} after the database came back", started.elapsed());
     assert_eq!(register(&app, "after@example.com").0, Status::Ok);
     admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
 }

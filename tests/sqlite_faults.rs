@@ -33,6 +33,7 @@ fn sqlite_write_lock_held_elsewhere_gives_503_within_2_seconds_then_recovers() {
         Some(json!({"message": "service temporarily unavailable"}))
     );
     assert!(elapsed < Duration::from_secs(2), "503 after {elapsed:?}");
+    eprintln!("503 after {elapsed:?}");
 
     // What only reads still works: the welcome, and the profile of the logged-in user.
     assert_eq!(app.client.get("/").dispatch().status(), Status::Ok);
