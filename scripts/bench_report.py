@@ -285,7 +285,7 @@ def report(args: argparse.Namespace) -> int:
     md.append(
         f"- Load: {meta['wrk']}, {meta['threads']} threads and {meta['connections']} connections per "
         f"scenario; logins take turns over {meta['login_users']} seeded accounts; the profile cookie "
-        "belongs to another account, since a login replaces its account's session. In the mixed "
+        "belongs to an account no scenario logs in to, so its session list stays one row long. In the mixed "
         f"scenario a second wrk of the same shape waits {meta['probe_pace_ms']} ms between requests on "
         "each connection: a latency probe, not a second saturating load.\n"
     )
