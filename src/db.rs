@@ -296,6 +296,12 @@ async fn run_migrations(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<B
     }
 }
 
+/// Checks that the database answers a query.
+pub fn ping(conn: &mut AnyConnection) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1")?;
+    Ok(())
+}
+
 /// Runs every pending migration of the connection's backend.
 pub fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
     let applied = match conn {

@@ -7,7 +7,7 @@
 //!
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
-//! [`db`]).
+//! [`db`]); [`ops`] answers health checks and tags each request with an id.
 
 pub mod api;
 pub mod audit;
@@ -21,6 +21,7 @@ pub mod guard;
 pub mod headers;
 pub mod limit;
 pub mod mail;
+pub mod ops;
 pub mod pages;
 pub mod password;
 pub mod user;
@@ -48,10 +49,12 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(auth::session_sweeper())
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)
+        .attach(ops::RequestId)
         .attach(audit::stage())
         .attach(Template::fairing())
         .mount("/", api::routes())
         .mount("/", pages::routes())
+        .mount("/", ops::routes())
         .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }

@@ -1,0 +1,98 @@
+//! What operators and load balancers ask of a running node: `GET /health` (the process answers),
+//! `GET /ready` (it can reach its database), and an `X-Request-Id` on every response, taken from
+//! the request when a proxy set a sane one, so one id follows a request through every log.
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::Header;
+use rocket::serde::json::Json;
+use rocket::{get, routes, Data, Request, Response, Route, State};
+use serde::Serialize;
+
+use crate::db::{self, DbPool};
+use crate::error::ApiResult;
+
+/// The header that carries the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// Longest request id taken from a client; anything longer is replaced.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// The body of `GET /health` and `GET /ready`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub status: &'static str,
+}
+
+/// `GET /health`: the process is up and serving; it touches nothing else, so a slow database
+/// does not make a load balancer kill a healthy node.
+#[get("/health")]
+pub fn health() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// `GET /ready`: the database answers a query within the pool timeout; otherwise 503, so a load
+/// balancer sends traffic elsewhere until it does.
+#[get("/ready")]
+pub async fn ready(pool: &State<DbPool>) -> ApiResult<Json<Status>> {
+    pool.run(db::ping).await?;
+    Ok(Json(Status { status: "ready" }))
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![health, ready]
+}
+
+/// Gives every request an id: the client's `X-Request-Id` when it is 1 to 64 characters of
+/// letters, digits, `-` and `_`, else a new UUID. The response carries it back.
+pub struct RequestId;
+
+/// The id of the current request, cached in the request.
+#[derive(Debug, Clone)]
+pub struct CurrentRequestId(pub String);
+
+impl CurrentRequestId {
+    /// The id of `request` (made on first use).
+    pub fn of<'r>(request: &'r Request<'_>) -> &'r str {
+        &request
+            .local_cache(|| {
+                let given = request.headers().get_one(REQUEST_ID_HEADER).filter(|id| is_sane(id));
+                CurrentRequestId(given.map_or_else(crate::auth::generate_uuid, str::to_owned))
+            })
+            .0
+    }
+}
+
+fn is_sane(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[rocket::async_trait]
+impl Fairing for RequestId {
+    fn info(&self) -> Info {
+        Info { name: "Request id", kind: Kind::Request | Kind::Response }
+    }
+
+    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
+        CurrentRequestId::of(request);
+    }
+
+    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
+        response.set_header(Header::new(REQUEST_ID_HEADER, CurrentRequestId::of(request).to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sane;
+
+    #[test]
+    fn request_ids_from_clients_must_be_short_and_plain() {
+        for good in ["a", "req-123_ABC", &"x".repeat(64)] {
+            assert!(is_sane(good), "{good}");
+        }
+        for bad in ["", "has space", "new\nline", "semi;colon", &"x".repeat(65), "ünïcode"] {
+            assert!(!is_sane(bad), "{bad:?}");
+        }
+    }
+}
