@@ -403,6 +403,53 @@ impl<'r> Auth<'r> {
             .await?)
     }
 
+    /// The account with this email (compared without case), if any.
+    pub async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
+        self.find_user(UserFilter::Email(email.as_str())).await
+    }
+
+    /// Deletes an account and, with it, its sessions.
+    pub async fn delete_user(&self, user_id: i32) -> ApiResult<()> {
+        match self.run(move |conn| db::delete_user(conn, user_id)).await? {
+            true => Ok(()),
+            false => Err(Error::NotFound),
+        }
+    }
+
+    /// Sets a new password for `user` (an operator's reset), as the policy allows, and ends every
+    /// session of the account; returns how many ended.
+    pub async fn set_password(&self, user: &User, password: &Password) -> ApiResult<usize> {
+        let email =
+            Email::parse(&user.email).map_err(|_| Error::Internal("a stored email is malformed".into()))?;
+        let hashed_password = self.hasher.hash_new(self.config.password_policy, password, &email).await?;
+        let changes = UserChanges { hashed_password: Some(hashed_password), ..Default::default() };
+        let user_id = user.id;
+        let event =
+            AuthEvent::new(AuthEventKind::PasswordChanged, AuthOutcome::Success, &self.client).user(user_id);
+        Ok(self
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    db::update_user(conn, user_id, &changes)?;
+                    let ended = db::delete_sessions(conn, user_id, SessionScope::All)?;
+                    audit::record(conn, &event.as_new())?;
+                    Ok(ended)
+                })
+            })
+            .await?)
+    }
+
+    /// Deletes expired sessions and clears expired reset tokens; returns how many of each.
+    pub async fn purge_expired(&self) -> ApiResult<(usize, usize)> {
+        let now = Utc::now().naive_utc();
+        let idle_cutoff = now - self.config.idle_timeout();
+        Ok(self
+            .run(move |conn| {
+                let sessions = db::delete_expired_sessions(conn, now, idle_cutoff)?;
+                Ok((sessions, db::clear_expired_reset_tokens(conn, now)?))
+            })
+            .await?)
+    }
+
     /// The user's live sessions, most recently used first.
     pub async fn list_sessions(&self, user_id: i32) -> ApiResult<Vec<Session>> {
         let sessions = self.run(move |conn| db::list_sessions(conn, user_id)).await?;

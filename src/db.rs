@@ -549,6 +549,20 @@ pub fn delete_expired_sessions(
     Ok(diesel::delete(expired).execute(conn)?)
 }
 
+/// Deletes a user; their sessions go with them (`ON DELETE CASCADE`). Returns whether one was.
+pub fn delete_user(conn: &mut AnyConnection, user_id: i32) -> Result<bool, DbError> {
+    Ok(diesel::delete(users::table.find(user_id)).execute(conn)? > 0)
+}
+
+/// Clears reset tokens whose time is up; returns how many.
+pub fn clear_expired_reset_tokens(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, DbError> {
+    let expired = users::table.filter(users::reset_token_expires_at.le(now));
+    let cleared = diesel::update(expired)
+        .set((users::reset_token.eq(None::<String>), users::reset_token_expires_at.eq(None::<NaiveDateTime>)))
+        .execute(conn)?;
+    Ok(cleared)
+}
+
 /// The failed-login record of an account key, if any.
 pub fn find_login_throttle(
     conn: &mut AnyConnection,
