@@ -168,6 +168,15 @@ impl Browser {
         result.convert()
     }
 
+    /// Registers [`EMAIL`] with [`PASSWORD`] through the page, then logs out.
+    async fn register_and_log_out(&self) -> WebDriverResult<()> {
+        self.open("/register").await?;
+        self.fill("email", EMAIL).await?;
+        self.fill("password", PASSWORD).await?;
+        self.submit("/register").await?;
+        self.submit("/logout").await
+    }
+
     /// The reset link of the one mail in the outbox, decoded from its quoted-printable text.
     fn mailed_reset_link(&self) -> String {
         let mails: Vec<PathBuf> = std::fs::read_dir(&self.outbox)
@@ -398,11 +407,7 @@ fn form_posted_without_its_csrf_token_is_refused() {
 #[test]
 fn logged_out_profile_redirects_to_login_and_comes_back() {
     run(|b| async move {
-        b.open("/register").await?;
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/register").await?;
-        b.submit("/logout").await?;
+        b.register_and_log_out().await?;
 
         b.open("/profile").await?;
         assert_eq!(b.path().await?, "/login?next=/profile");
@@ -436,11 +441,7 @@ fn error_and_reset_pages_render() {
 #[test]
 fn forgot_password_mailed_link_sets_a_new_password() {
     run(|b| async move {
-        b.open("/register").await?;
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/register").await?;
-        b.submit("/logout").await?;
+        b.register_and_log_out().await?;
 
         // From the login page to the forgot-password form, which mails a link.
         b.open("/login").await?;

@@ -5,6 +5,8 @@
 //! Needs `TEST_PG_URL` (scripts/test starts a throwaway server and sets it); without it the test
 //! fails and says so.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,8 +113,11 @@ async fn send(
     fields: &[(&str, &str)],
     session: Option<&str>,
 ) -> (StatusCode, Option<String>, String) {
-    let body =
-        fields.iter().map(|(name, value)| format!("{name}={}", encode(value))).collect::<Vec<_>>().join("&");
+    let body = fields
+        .iter()
+        .map(|(name, value)| format!("{name}={}", common::encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
     let mut request = client
         .request(method, url)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -131,16 +136,6 @@ async fn send(
             value.strip_prefix("session_id=").map(|rest| rest.split(';').next().unwrap_or("").to_owned())
         });
     (status, cookie, response.text().await.unwrap_or_default())
-}
-
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[rocket::async_test]
