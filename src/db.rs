@@ -75,13 +75,15 @@ impl DbPool {
         T: Send + 'static,
     {
         let unavailable = || DbError::Unavailable("no database connection within the pool timeout".into());
-        let _permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+        // One timeout for the whole wait: the turn in the queue and the connection together.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| unavailable())?
             .map_err(|_| unavailable())?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::task::block_in_place(|| {
-            let mut conn =
-                self.pool.get_timeout(self.timeout).map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let mut conn = self.pool.get_timeout(left).map_err(|e| DbError::Unavailable(e.to_string()))?;
             work(&mut conn)
         })
     }
