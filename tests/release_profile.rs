@@ -149,23 +149,28 @@ fn a_login_upgrades_a_hash_made_at_a_lower_cost() {
 }
 
 /// The reset token of the one mail in `outbox`, waiting for it: in the release profile the mail
-/// leaves in the background, after the answer.
+/// leaves in the background, after the answer, and the file may still be being written.
 fn mailed_token(outbox: &std::path::Path) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mail = loop {
+    let marker = "/password/reset?token=";
+    let text = loop {
         let mails: Vec<_> = std::fs::read_dir(outbox)
             .map(|dir| dir.filter_map(Result::ok).map(|entry| entry.path()).collect())
             .unwrap_or_default();
-        if let Some(mail) = mails.iter().find(|path| path.extension().is_some_and(|ext| ext == "eml")) {
-            break mail.clone();
+        let complete =
+            mails.iter().filter(|path| path.extension().is_some_and(|ext| ext == "eml")).find_map(|mail| {
+                let raw = std::fs::read_to_string(mail).ok()?;
+                let decoded = quoted_printable::decode(&raw, quoted_printable::ParseMode::Robust).ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                (text.contains(marker) && text.contains("</html>")).then_some(text)
+            });
+        if let Some(text) = complete {
+            break text;
         }
-        assert!(std::time::Instant::now() < deadline, "no reset mail in {}", outbox.display());
+        assert!(std::time::Instant::now() < deadline, "no complete reset mail in {}", outbox.display());
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let raw = std::fs::read_to_string(mail).expect("a readable mail");
-    let decoded = quoted_printable::decode(&raw, quoted_printable::ParseMode::Robust).expect("a mail");
-    let text = String::from_utf8(decoded).expect("a UTF-8 mail");
-    let start = text.find("/password/reset?token=").expect("a reset link") + "/password/reset?token=".len();
+    let start = text.find(marker).expect("a reset link") + marker.len();
     let end = text[start..].find(|c: char| c.is_whitespace() || c == '"').map_or(text.len(), |n| start + n);
     text[start..end].to_owned()
 }
