@@ -168,6 +168,13 @@ impl Browser {
         result.convert()
     }
 
+    /// Fills the login form on this page with [`EMAIL`] and `password`, and submits it.
+    async fn log_in(&self, password: &str) -> WebDriverResult<()> {
+        self.fill("email", EMAIL).await?;
+        self.fill("password", password).await?;
+        self.submit("/login").await
+    }
+
     /// Registers [`EMAIL`] with [`PASSWORD`] through the page, then logs out.
     async fn register_and_log_out(&self) -> WebDriverResult<()> {
         self.open("/register").await?;
@@ -361,9 +368,7 @@ fn register_logout_wrong_password_login_change_password_logout() {
         b.submit("/logout").await?;
         assert_eq!(b.text(".flash").await?, "You have been logged out.");
         b.open("/login").await?;
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/login").await?;
+        b.log_in(PASSWORD).await?;
         assert_eq!(b.text("#login-error").await?, "Wrong email or password.");
         b.fill("password", NEW_PASSWORD).await?;
         b.submit("/login").await?;
@@ -391,9 +396,7 @@ fn form_posted_without_its_csrf_token_is_refused() {
 
         // Nothing was created: logging in with those credentials fails.
         b.open("/login").await?;
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/login").await?;
+        b.log_in(PASSWORD).await?;
         assert_eq!(b.text("#login-error").await?, "Wrong email or password.");
 
         // A token altered in the page is refused as well.
@@ -412,9 +415,7 @@ fn logged_out_profile_redirects_to_login_and_comes_back() {
         b.open("/profile").await?;
         assert_eq!(b.path().await?, "/login?next=/profile");
         assert_eq!(b.text("h1").await?, "Log in");
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/login").await?;
+        b.log_in(PASSWORD).await?;
         assert_eq!(b.path().await?, "/profile");
         assert_eq!(b.text(".flash").await?, "You are logged in.");
         assert_eq!(b.text(".facts dd").await?, EMAIL);
@@ -468,9 +469,7 @@ fn forgot_password_mailed_link_sets_a_new_password() {
         b.snap("login-after-reset").await?;
 
         // The new password logs in, the old one does not, and the link works only once.
-        b.fill("email", EMAIL).await?;
-        b.fill("password", PASSWORD).await?;
-        b.submit("/login").await?;
+        b.log_in(PASSWORD).await?;
         assert_eq!(b.text("#login-error").await?, "Wrong email or password.");
         b.fill("password", NEW_PASSWORD).await?;
         b.submit("/login").await?;
