@@ -184,3 +184,29 @@ fn post_sessions_release_profile_allows_a_burst_of_10() {
     // 20 a minute: one every 3 s.
     assert_too_many(attempt(), "3");
 }
+
+#[test]
+fn page_forms_share_the_ip_allowance_with_the_api() {
+    let app = limited_app(1, 2);
+    let credentials = form(&[("email", EMAIL), ("password", PASSWORD)]);
+    // The limit is checked before the form: a page POST spends the allowance like an API call.
+    assert_ne!(
+        send(&app, Method::Post, "/login", "192.0.2.60", &credentials).status(),
+        Status::TooManyRequests
+    );
+    assert_ne!(
+        send(&app, Method::Post, "/register", "192.0.2.60", &credentials).status(),
+        Status::TooManyRequests
+    );
+    for uri in ["/login", "/register", "/password/forgot", "/password/reset", "/password/change"] {
+        assert_eq!(
+            send(&app, Method::Post, uri, "192.0.2.60", &credentials).status(),
+            Status::TooManyRequests,
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        send(&app, Method::Post, "/sessions", "192.0.2.60", &credentials).status(),
+        Status::TooManyRequests
+    );
+}
