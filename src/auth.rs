@@ -452,10 +452,9 @@ impl<'r> Auth<'r> {
 
     /// The user's live sessions, most recently used first.
     pub async fn list_sessions(&self, user_id: i32) -> ApiResult<Vec<Session>> {
-        let sessions = self.run(move |conn| db::list_sessions(conn, user_id)).await?;
         let now = Utc::now().naive_utc();
         let idle_cutoff = now - self.config.idle_timeout();
-        Ok(sessions.into_iter().filter(|s| s.expires_at > now && s.last_seen_at >= idle_cutoff).collect())
+        Ok(self.run(move |conn| db::list_sessions(conn, user_id, now, idle_cutoff)).await?)
     }
 
     /// Issues a reset token for `email`, valid for `reset_token_ttl`, and stores its digest; a

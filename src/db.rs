@@ -515,10 +515,16 @@ pub fn touch_session(conn: &mut AnyConnection, session_id: i32, now: NaiveDateTi
     Ok(())
 }
 
-/// A user's sessions, the most recently used first.
-pub fn list_sessions(conn: &mut AnyConnection, user_id: i32) -> Result<Vec<Session>, DbError> {
+/// A user's live sessions (not past `now`, used since `idle_cutoff`), the most recently used first.
+pub fn list_sessions(
+    conn: &mut AnyConnection,
+    user_id: i32,
+    now: NaiveDateTime,
+    idle_cutoff: NaiveDateTime,
+) -> Result<Vec<Session>, DbError> {
     let rows = sessions::table
         .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now).and(sessions::last_seen_at.ge(idle_cutoff)))
         .order(sessions::last_seen_at.desc())
         .select(Session::as_select())
         .load(conn)?;
