@@ -8,6 +8,9 @@
       Reads what scripts/bench left in DIR, prints the Markdown report and writes it with its
       chart. Exits 1 when a scenario that should succeed saw a non-2xx answer or a socket error,
       or completed no request; a missed timing target is reported, never fatal.
+  bench_report.py soak --results DIR --markdown BENCH.md
+      Reads what `scripts/bench --soak` left in DIR and writes the "Soak" section of BENCH.md,
+      replacing the one there (a full report keeps it). Exits 1 on any error in the soak.
 
 Only the standard library; the chart is drawn by gnuplot.
 """
@@ -400,6 +403,7 @@ def report(args: argparse.Namespace) -> int:
         md.append(f"![Throughput and p99 latency per scenario]({chart.name})\n")
 
     text = "\n".join(md)
+    text = text.rstrip("\n") + "\n" + soak_section_of(Path(args.markdown))
     Path(args.markdown).write_text(text)
     print(text)
     print(f"wrote {args.markdown} and {chart}", file=sys.stderr)
@@ -463,6 +467,105 @@ unset multiplot
     return True
 
 
+# --- soak ----------------------------------------------------------------------------------
+
+SOAK_HEADING = "## Soak"
+SOAK_WARMUP_S = 60
+SOAK_WINDOW_S = 30
+TARGET_SOAK_GROWTH = 0.10
+SOAK_LOADS = [
+    ("soak_login", "logins (8 connections)", 200),
+    ("soak_profile", "GET /profile probe (4 connections, paced)", 200),
+    ("soak_lifecycle", "account life cycles (2 connections)", None),
+]
+
+
+def soak_section_of(markdown: Path) -> str:
+    """The "Soak" section of an existing report, from its heading to the next one, or ""."""
+    if not markdown.exists():
+        return ""
+    lines = markdown.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SOAK_HEADING), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n" + "".join(lines[start:end]).rstrip("\n") + "\n"
+
+
+def soak(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    meta = {row[0]: row[1] if len(row) > 1 else "" for row in read_tsv(results / "soak_meta.tsv")}
+    start = float(meta["start"])
+    duration = float(meta["duration_s"])
+    samples = [(float(t) - start, mib(float(kib))) for t, kib in read_tsv(results / "soak_rss.tsv")]
+    during = [(t, rss) for t, rss in samples if 0 <= t <= duration]
+
+    def median_between(lo: float, hi: float) -> float:
+        window = [rss for t, rss in during if lo <= t < hi]
+        return statistics.median(window) if window else float("nan")
+
+    after_warmup = median_between(SOAK_WARMUP_S, SOAK_WARMUP_S + SOAK_WINDOW_S)
+    at_end = median_between(duration - SOAK_WINDOW_S, duration + 1)
+    growth = at_end / after_warmup - 1
+    peak = max(rss for _, rss in during)
+
+    rows, errors = [], 0
+    for name, label, expected in SOAK_LOADS:
+        r = wrk_result(results / f"{name}.txt")
+        if r is None:
+            print(f"{name}: no wrk result", file=sys.stderr)
+            return 1
+        socket_errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        # The life cycle expects a 303 from its logout, which wrk counts as a success anyway;
+        # its script checks every step's own status.
+        bad = (r["status_4xx_5xx"] if expected else 0) + r["unexpected_status"] + socket_errors
+        errors += bad
+        rate = r["requests"] / (r["duration_us"] / 1e6)
+        rows.append(
+            f"| {label} | {r['requests']:,} | {fmt_rate(rate)} | {fmt_ms(r['p50_us'])} | "
+            f"{fmt_ms(r['p99_us'])} | {r['status_4xx_5xx'] + r['unexpected_status']} | {socket_errors} |"
+        )
+
+    timeline = []
+    for lo in range(0, int(duration), SOAK_WINDOW_S):
+        timeline.append(f"| {lo}-{lo + SOAK_WINDOW_S} s | {median_between(lo, lo + SOAK_WINDOW_S):.1f} MiB |")
+    verdict_errors = "met" if errors == 0 else "MISSED"
+    verdict_growth = "met" if growth < TARGET_SOAK_GROWTH else "MISSED"
+    section = "\n".join(
+        [
+            SOAK_HEADING,
+            "",
+            f"`scripts/bench --soak`, {meta['date']}, {meta['cores']} cores, commit {meta['commit']}: "
+            f"{duration:.0f} s of the three loads below at once, bcrypt cost 12, release build, SQLite.",
+            "",
+            "| load | requests | per s | p50 | p99 | unexpected status | socket errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"Server RSS (median of each {SOAK_WINDOW_S} s, sampled every 200 ms):",
+            "",
+            "| window | RSS |",
+            "|---|---:|",
+            *timeline,
+            "",
+            f"- errors: {errors} (target 0: {verdict_errors})",
+            f"- RSS growth after a {SOAK_WARMUP_S} s warm-up: {after_warmup:.1f} MiB at "
+            f"{SOAK_WARMUP_S}-{SOAK_WARMUP_S + SOAK_WINDOW_S} s to {at_end:.1f} MiB in the last "
+            f"{SOAK_WINDOW_S} s = {growth * 100:+.1f}% (target < {TARGET_SOAK_GROWTH * 100:.0f}%: {verdict_growth}); "
+            f"peak {peak:.1f} MiB",
+            "",
+        ]
+    )
+    markdown = Path(args.markdown)
+    text = markdown.read_text() if markdown.exists() else "# Benchmarks\n"
+    old = soak_section_of(markdown)
+    text = (text.replace(old, "") if old else text).rstrip("\n") + "\n\n" + section
+    markdown.write_text(text)
+    print(section)
+    print(f"wrote the soak section of {markdown}", file=sys.stderr)
+    return 0 if errors == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -473,8 +576,11 @@ def main() -> int:
     rep.add_argument("--results", required=True)
     rep.add_argument("--markdown", required=True)
     rep.add_argument("--chart", required=True)
+    soaked = commands.add_parser("soak", help="write the soak section of the report")
+    soaked.add_argument("--results", required=True)
+    soaked.add_argument("--markdown", required=True)
     args = parser.parse_args()
-    return coldstart(args) if args.command == "coldstart" else report(args)
+    return {"coldstart": coldstart, "report": report, "soak": soak}[args.command](args)
 
 
 if __name__ == "__main__":
