@@ -37,7 +37,7 @@ pub fn init(figment: &Figment) -> Result<(), String> {
     let format = match figment.extract_inner::<LogFormat>("log_format") {
         Ok(format) => format,
         Err(error) if error.missing() => LogFormat::Human,
-        Err(error) => return Err(format!("invalid configuration: {error}")),
+        Err(error) => return Err(format!("invalid log_format: {error}")),
     };
     // A bad Rocket setting is Rocket's to report, at ignite, through this subscriber.
     let level = rocket::Config::try_from(figment).map_or(LogLevel::Normal, |config| config.log_level);
