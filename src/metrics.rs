@@ -128,6 +128,16 @@ impl BcryptMetrics {
     }
 }
 
+/// Measures `work` and reports its time to `metrics`, if any.
+pub fn timed<T>(metrics: Option<&BcryptMetrics>, operation: BcryptOperation, work: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let outcome = work();
+    if let Some(metrics) = metrics {
+        metrics.observe(operation, start.elapsed());
+    }
+    outcome
+}
+
 /// The metrics of one app, and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -335,16 +345,6 @@ pub async fn scrape(
 
 pub fn routes() -> Vec<Route> {
     routes![scrape]
-}
-
-/// Measures `work` and reports its time to `metrics`, if any.
-pub fn timed<T>(metrics: Option<&BcryptMetrics>, operation: BcryptOperation, work: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let outcome = work();
-    if let Some(metrics) = metrics {
-        metrics.observe(operation, start.elapsed());
-    }
-    outcome
 }
 
 #[cfg(test)]
