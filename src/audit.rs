@@ -2,23 +2,25 @@
 //! ([`AuthOutcome`]), to whom and from where ([`RequestMeta`]).
 //!
 //! Layering: handlers take a [`RequestMeta`] guard and hand it to `Auth`; `Auth` builds an
-//! [`AuthEvent`] and calls [`record`] inside the `run` closure of the operation, so the event
-//! shares its connection (and, where the operation has one, its transaction). [`record`] writes
-//! one structured log line (target `audit`) and one row of `auth_events` through
-//! [`db::record_event`]. The row type lives in [`crate::event`], data only, like `user.rs`.
+//! [`AuthEvent`] and calls [`AuthEvent::record`] inside the `run` closure of the operation, so
+//! the event shares its connection (and, where the operation has one, its transaction). Recording
+//! writes one structured log line (target `audit`, with the request id) and one row of
+//! `auth_events` through [`db::record_event`], and counts the event in the app's
+//! `auth_events_total` metric when metrics are on. The row type lives in [`crate::event`], data
+//! only, like `user.rs`.
 //!
 //! Nothing secret can reach either: an event has no field for a password, a token or a hash, and
 //! its kind and outcome are closed enums rather than free text.
 //!
 //! ```no_run
-//! # use auth_service::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
+//! # use auth_service::audit::{AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 //! # use auth_service::db::{AnyConnection, DbError};
 //! // Inside `Auth::run(move |conn| ...)`, after a successful login of `user_id`:
 //! fn after_login(conn: &mut AnyConnection, meta: &RequestMeta, user_id: i32, email: &str) -> Result<(), DbError> {
 //!     let event = AuthEvent::new(AuthEventKind::LoginSuccess, AuthOutcome::Success, meta)
 //!         .user(user_id)
 //!         .email(email);
-//!     audit::record(conn, &event.as_new())
+//!     event.record(conn)
 //! }
 //! ```
 
@@ -31,6 +33,8 @@ use rocket::request::{self, FromRequest, Request};
 
 use crate::db::{self, AnyConnection, DbError};
 use crate::event::{truncate_chars, NewAuthEvent, MAX_USER_AGENT_CHARS};
+use crate::metrics::{AuthEventCounter, Metrics};
+use crate::ops::CurrentRequestId;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +139,16 @@ pub fn stage() -> AdHoc {
 }
 
 /// Where a request came from: the client IP (see the `ip_header` setting) and the user agent,
-/// cut to [`MAX_USER_AGENT_CHARS`]. An infallible request guard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// cut to [`MAX_USER_AGENT_CHARS`]; and which request it is: its id (`X-Request-Id`) for the log
+/// line, and the app's event counter when metrics are on. An infallible request guard.
+///
+/// Outside a request (the admin command line) every field is `None`.
+#[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub counter: Option<AuthEventCounter>,
 }
 
 impl RequestMeta {
@@ -149,7 +158,12 @@ impl RequestMeta {
             .headers()
             .get_one("User-Agent")
             .map(|agent| truncate_chars(agent, MAX_USER_AGENT_CHARS).to_owned());
-        Self { ip: request.client_ip(), user_agent }
+        Self {
+            ip: request.client_ip(),
+            user_agent,
+            request_id: Some(CurrentRequestId::of(request).to_owned()),
+            counter: request.rocket().state::<Metrics>().map(Metrics::auth_events),
+        }
     }
 }
 
@@ -163,7 +177,7 @@ impl<'r> FromRequest<'r> for RequestMeta {
 }
 
 /// One event, owning its data so that it can move into a database closure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AuthEvent {
     pub kind: AuthEventKind,
     pub outcome: AuthOutcome,
@@ -171,6 +185,10 @@ pub struct AuthEvent {
     pub email: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The id of the request it happened in: logged, not stored.
+    pub request_id: Option<String>,
+    /// Where the event is counted, when metrics are on.
+    pub counter: Option<AuthEventCounter>,
 }
 
 impl AuthEvent {
@@ -183,6 +201,8 @@ impl AuthEvent {
             email: None,
             ip: meta.ip.map(|ip| ip.to_string()),
             user_agent: meta.user_agent.clone(),
+            request_id: meta.request_id.clone(),
+            counter: meta.counter.clone(),
         }
     }
 
@@ -211,29 +231,48 @@ impl AuthEvent {
     }
 }
 
-/// Logs `event` (see [`trace`]) and stores it in `auth_events`. Call it inside the operation's
-/// `run` closure; the user agent is cut to [`MAX_USER_AGENT_CHARS`] whoever built the event.
+impl AuthEvent {
+    /// Logs the event (see [`AuthEvent::trace`]) and stores it in `auth_events`. Call it inside
+    /// the operation's `run` closure.
+    pub fn record(&self, conn: &mut AnyConnection) -> Result<(), DbError> {
+        self.trace();
+        db::record_event(conn, &self.as_new())
+    }
+
+    /// Writes the event's one log line and counts it, without storing it: for events that must
+    /// not cost a database write, such as requests refused by the per-IP limit, which a flood
+    /// would otherwise turn into a flood of inserts.
+    pub fn trace(&self) {
+        log_line(&self.as_new(), self.request_id.as_deref());
+        if let Some(counter) = &self.counter {
+            counter.inc(self.kind.as_str(), self.outcome.as_str());
+        }
+    }
+}
+
+/// Logs a row built without a request (no request id, not counted) and stores it in
+/// `auth_events`; the user agent is cut to [`MAX_USER_AGENT_CHARS`] whoever built the row.
+/// Requests go through [`AuthEvent::record`].
 pub fn record(conn: &mut AnyConnection, event: &NewAuthEvent<'_>) -> Result<(), DbError> {
     let event = NewAuthEvent {
         user_agent: event.user_agent.map(|agent| truncate_chars(agent, MAX_USER_AGENT_CHARS)),
         ..*event
     };
-    trace(&event);
+    log_line(&event, None);
     db::record_event(conn, &event)
 }
 
-/// Writes the one structured log line of an event: target `audit`, fields `kind`, `user_id`,
-/// `ip` and `outcome`. The email and user agent stay out of the log; they are in the table.
-///
-/// Used alone for events that must not cost a database write, such as requests refused by the
-/// per-IP limit, which a flood would otherwise turn into a flood of inserts.
-pub fn trace(event: &NewAuthEvent<'_>) {
+/// The one structured log line of an event: target `audit`, fields `kind`, `user_id`, `ip`,
+/// `outcome` and `request_id`. The email and user agent stay out of the log; they are in the
+/// table.
+fn log_line(event: &NewAuthEvent<'_>, request_id: Option<&str>) {
     tracing::info!(
         target: "audit",
         kind = event.kind,
         user_id = event.user_id,
         ip = event.ip,
         outcome = event.outcome,
+        request_id,
         "auth event"
     );
 }
@@ -266,6 +305,7 @@ mod tests {
         let meta = RequestMeta {
             ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some("x".repeat(MAX_USER_AGENT_CHARS + 1)),
+            ..RequestMeta::default()
         };
         let event = AuthEvent::new(AuthEventKind::LoginFailure, AuthOutcome::WrongPassword, &meta)
             .user(7)
@@ -292,6 +332,9 @@ mod tests {
         assert!(kept.starts_with("Mozilla/5.0 é"));
 
         let bare = RequestMeta::of(client.get("/").inner());
-        assert_eq!(bare, RequestMeta::default());
+        assert_eq!((bare.ip, bare.user_agent), (None, None));
+        // Every request has an id, made here since no client sent one; metrics are off.
+        assert_eq!(bare.request_id.map(|id| id.len()), Some(36));
+        assert!(bare.counter.is_none());
     }
 }

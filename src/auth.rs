@@ -14,11 +14,12 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::{Build, Phase, Rocket};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
+use crate::audit::{AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use crate::config::Config;
 use crate::db::{self, AnyConnection, DbError, DbPool, SessionScope};
 use crate::error::{ApiResult, Error};
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 pub use crate::password::{Hasher, Password};
 use crate::user::{Email, NewSession, NewUser, Session, User, UserChanges, UserFilter};
 
@@ -48,7 +49,10 @@ async fn manage_hasher(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Bu
         rocket::error!("the password hasher needs the configuration stage first");
         return Err(rocket);
     };
-    let hasher = Hasher::new(config.bcrypt_cost, config.pepper.0.as_bytes(), config.bcrypt_permits());
+    let mut hasher = Hasher::new(config.bcrypt_cost, config.pepper.0.as_bytes(), config.bcrypt_permits());
+    if let Some(metrics) = rocket.state::<Metrics>() {
+        hasher = hasher.with_metrics(metrics.bcrypt());
+    }
     Ok(rocket.manage(hasher))
 }
 
@@ -175,7 +179,7 @@ impl<'r> Auth<'r> {
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     let user = db::add_user(conn, &NewUser::new(&address, &hashed_password))?;
-                    audit::record(conn, &created.user(user.id).as_new())?;
+                    created.user(user.id).record(conn)?;
                     Ok(user)
                 })
             })
@@ -230,14 +234,14 @@ impl<'r> Auth<'r> {
             .email(email.as_str());
         self.start_session(&user, move |conn| {
             db::clear_login_throttle(conn, &key)?;
-            audit::record(conn, &event.as_new())
+            event.record(conn)
         })
         .await
     }
 
     /// Stores an event in the audit trail and logs it.
     async fn audit(&self, event: AuthEvent) -> ApiResult<()> {
-        Ok(self.run(move |conn| audit::record(conn, &event.as_new())).await?)
+        Ok(self.run(move |conn| event.record(conn)).await?)
     }
 
     /// The user if the password is right; otherwise why not (wrong password or unknown email),
@@ -353,7 +357,7 @@ impl<'r> Auth<'r> {
                 .user(user_id);
             self.run(move |conn| {
                 db::delete_sessions(conn, user_id, SessionScope::One(session_id))?;
-                audit::record(conn, &event.as_new())
+                event.record(conn)
             })
             .await?;
             return Ok(None);
@@ -380,7 +384,7 @@ impl<'r> Auth<'r> {
         let event = AuthEvent::new(AuthEventKind::Logout, AuthOutcome::Success, &self.client).user(user_id);
         self.run(move |conn| {
             db::delete_sessions(conn, user_id, SessionScope::One(session_id))?;
-            audit::record(conn, &event.as_new())
+            event.record(conn)
         })
         .await?;
         Ok(())
@@ -396,7 +400,7 @@ impl<'r> Auth<'r> {
             .run(move |conn| {
                 let ended = db::delete_sessions(conn, user_id, scope)?;
                 if ended > 0 {
-                    audit::record(conn, &event.as_new())?;
+                    event.record(conn)?;
                 }
                 Ok(ended)
             })
@@ -431,7 +435,7 @@ impl<'r> Auth<'r> {
                 db::write_transaction(conn, |conn| {
                     db::update_user(conn, user_id, &changes)?;
                     let ended = db::delete_sessions(conn, user_id, SessionScope::All)?;
-                    audit::record(conn, &event.as_new())?;
+                    event.record(conn)?;
                     Ok(ended)
                 })
             })
@@ -448,6 +452,13 @@ impl<'r> Auth<'r> {
                 Ok((sessions, db::clear_expired_reset_tokens(conn, now)?))
             })
             .await?)
+    }
+
+    /// How many sessions are live across all users (for the metrics).
+    pub async fn live_session_count(&self) -> ApiResult<i64> {
+        let now = Utc::now().naive_utc();
+        let idle_cutoff = now - self.config.idle_timeout();
+        Ok(self.run(move |conn| db::count_live_sessions(conn, now, idle_cutoff)).await?)
     }
 
     /// The user's live sessions, most recently used first.
@@ -574,7 +585,7 @@ impl<'r> Auth<'r> {
             db::write_transaction(conn, |conn| {
                 db::update_user(conn, user_id, &changes)?;
                 db::delete_sessions(conn, user_id, SessionScope::AllBut(kept))?;
-                audit::record(conn, &event.as_new())
+                event.record(conn)
             })
         })
         .await?;

@@ -78,6 +78,13 @@ pub struct Config {
     /// The address users reach the service at, without a trailing slash. Links in mail are built
     /// from it, never from the request's `Host` header, which a client chooses.
     pub public_url: String,
+    /// The bearer token `GET /metrics` requires. Unset (the default), metrics are off and
+    /// `/metrics` answers 404; set, it must be at least [`MIN_METRICS_TOKEN_CHARS`] visible ASCII
+    /// characters.
+    pub metrics_token: Option<Secret>,
+    /// How log lines are written: `human` (the default) or `json`, one object per line. Read by
+    /// [`crate::logging::init`] before the service is built.
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -105,8 +112,24 @@ impl Default for Config {
             smtp_url: SmtpUrl(String::from("smtp://127.0.0.1:25")),
             mail_from: String::from("auth-service <no-reply@localhost>"),
             public_url: String::from("http://127.0.0.1:8000"),
+            metrics_token: None,
+            log_format: LogFormat::Human,
         }
     }
+}
+
+/// The shortest metrics token accepted, in characters.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event: time, level, target, message and fields.
+    #[default]
+    Human,
+    /// One JSON object per line, with the event's fields at the top level.
+    Json,
 }
 
 /// Where mail goes: written to files, for development and tests, or sent to an SMTP server.
@@ -191,6 +214,15 @@ impl Config {
                     .into(),
             );
         }
+        if let Some(token) = &self.metrics_token {
+            let visible = token.0.bytes().all(|b| b.is_ascii_graphic());
+            if token.0.len() < MIN_METRICS_TOKEN_CHARS || !visible {
+                return Err(format!(
+                    "metrics_token must be at least {MIN_METRICS_TOKEN_CHARS} visible ASCII characters \
+                     without spaces (for example the output of `openssl rand -hex 32`)"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -259,6 +291,17 @@ mod tests {
         assert_eq!(from_file.hsts, defaults.hsts);
         assert_eq!(from_file.ip_limit_per_minute, defaults.ip_limit_per_minute);
         assert_eq!(from_file.ip_limit_burst, defaults.ip_limit_burst);
+        assert_eq!(from_file.metrics_token, defaults.metrics_token);
+        assert_eq!(from_file.log_format, defaults.log_format);
+    }
+
+    #[test]
+    fn a_metrics_token_must_be_long_and_visible_ascii() {
+        let with = |token: &str| Config { metrics_token: Some(Secret(token.into())), ..Config::default() };
+        assert!(with("0123456789abcdef").validate(false).is_ok());
+        for bad in ["", "short", "0123456789 abcdef", "0123456789abcdéf"] {
+            assert!(with(bad).validate(false).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -89,6 +89,29 @@ impl DbPool {
     }
 }
 
+/// How the pool's connections are used at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections checked out now.
+    pub in_use: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The pool's size (`databases.auth.pool_size`).
+    pub max: u32,
+}
+
+impl DbPool {
+    /// The pool's use now; reading it takes no connection.
+    pub fn usage(&self) -> PoolUsage {
+        let state = self.pool.state();
+        PoolUsage {
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+}
+
 /// Where [`Poolable::pool`] leaves a handle on the pool it builds, for [`DbPool`].
 #[derive(Default)]
 struct PoolSlot(OnceLock<r2d2::Pool<AnyConnectionManager>>);
@@ -529,6 +552,19 @@ pub fn list_sessions(
         .select(Session::as_select())
         .load(conn)?;
     Ok(rows)
+}
+
+/// How many sessions of any user are live (not past `now`, used since `idle_cutoff`).
+pub fn count_live_sessions(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    idle_cutoff: NaiveDateTime,
+) -> Result<i64, DbError> {
+    let count = sessions::table
+        .filter(sessions::expires_at.gt(now).and(sessions::last_seen_at.ge(idle_cutoff)))
+        .count()
+        .get_result(conn)?;
+    Ok(count)
 }
 
 /// Deletes some of a user's sessions and returns how many went.

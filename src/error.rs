@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::guard::prefers_html;
+use crate::ops::CurrentRequestId;
 
 /// The result type of handlers and of the Auth layer.
 pub type ApiResult<T> = Result<T, Error>;
@@ -33,6 +34,9 @@ pub enum Error {
     /// Unknown email or wrong password; deliberately one case.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A missing or wrong `Authorization: Bearer` token (the metrics endpoint).
+    #[error("missing or wrong bearer token")]
+    BearerTokenRequired,
     /// No valid session, or a token or email the action needs is not valid.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
@@ -63,7 +67,7 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::BadRequest(_) | Error::EmailTaken(_) => Status::BadRequest,
-            Error::InvalidCredentials => Status::Unauthorized,
+            Error::InvalidCredentials | Error::BearerTokenRequired => Status::Unauthorized,
             Error::Forbidden(_) => Status::Forbidden,
             Error::NotFound => Status::NotFound,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
@@ -79,6 +83,7 @@ impl Error {
             Error::BadRequest(message) => message.clone(),
             Error::EmailTaken(_) => "email already registered".into(),
             Error::InvalidCredentials => "wrong email or password".into(),
+            Error::BearerTokenRequired => "a valid bearer token is required".into(),
             Error::Forbidden(reason) => Cow::Borrowed(reason),
             Error::TooManyRequests { .. } => "too many requests; slow down".into(),
             Error::MailUnavailable(_) => "could not send the reset email; try again later".into(),
@@ -86,11 +91,13 @@ impl Error {
         }
     }
 
-    fn log(&self) {
+    /// Logs the error with the id of the request it answers, so the line joins its access line.
+    fn log(&self, request: &Request<'_>) {
+        let request_id = CurrentRequestId::of(request);
         if self.status().code >= 500 {
-            tracing::error!(status = self.status().code, "{self}");
+            tracing::error!(status = self.status().code, request_id, "{self}");
         } else {
-            tracing::debug!(status = self.status().code, "{self}");
+            tracing::debug!(status = self.status().code, request_id, "{self}");
         }
     }
 }
@@ -115,7 +122,7 @@ pub fn default_message(status: Status) -> &'static str {
 
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        self.log();
+        self.log(request);
         if prefers_html(request) {
             // Browsers get the HTML error page, which the catcher renders with this message.
             remember(request, &self);
@@ -252,6 +259,7 @@ mod tests {
             (Error::BadRequest("email is required".into()), 400, "email is required"),
             (Error::EmailTaken("a@b.c".into()), 400, "email already registered"),
             (Error::InvalidCredentials, 401, "wrong email or password"),
+            (Error::BearerTokenRequired, 401, "a valid bearer token is required"),
             (Error::Forbidden("invalid reset token"), 403, "invalid reset token"),
             (Error::NotFound, 404, "not found"),
             (Error::PayloadTooLarge, 413, "request body too large"),

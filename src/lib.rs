@@ -7,7 +7,8 @@
 //!
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
-//! [`db`]); [`ops`] answers health checks and tags each request with an id.
+//! [`db`]); [`ops`] answers health checks and tags each request with an id, [`metrics`] serves
+//! `GET /metrics` when a token is set, and [`logging`] formats the log and writes the access log.
 
 pub mod api;
 pub mod audit;
@@ -21,7 +22,9 @@ pub mod event;
 pub mod guard;
 pub mod headers;
 pub mod limit;
+pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod password;
@@ -43,6 +46,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     // source tree, as the static files' route does. Rocket.toml's `template_dir` still wins.
     rocket::custom(figment.join(("template_dir", relative!("templates"))))
         .attach(config::stage())
+        // Before the hasher is built, which takes its histograms from the metrics.
+        .attach(metrics::stage())
         .attach(auth::stage())
         .attach(csrf::stage())
         .attach(mail::stage())
@@ -51,11 +56,13 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(limit::stage())
         .attach(headers::SecurityHeaders)
         .attach(ops::RequestId)
+        .attach(logging::AccessLog)
         .attach(audit::stage())
         .attach(Template::fairing())
         .mount("/", api::routes())
         .mount("/", pages::routes())
         .mount("/", ops::routes())
+        .mount("/", metrics::routes())
         .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }

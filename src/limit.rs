@@ -23,7 +23,7 @@ use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
-use crate::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
+use crate::audit::{AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use crate::config::Config;
 use crate::error::{remember, Error};
 
@@ -132,9 +132,7 @@ impl<'r> FromRequest<'r> for IpLimit {
                 let verdict = limiter.check(ip);
                 if verdict.is_err() {
                     let meta = RequestMeta::of(request);
-                    audit::trace(
-                        &AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::IpLimit, &meta).as_new(),
-                    );
+                    AuthEvent::new(AuthEventKind::Throttled, AuthOutcome::IpLimit, &meta).trace();
                 }
                 Verdict(verdict)
             }

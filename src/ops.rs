@@ -2,6 +2,8 @@
 //! `GET /ready` (it can reach its database), and an `X-Request-Id` on every response, taken from
 //! the request when a proxy set a sane one, so one id follows a request through every log.
 
+use std::time::Instant;
+
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
 use rocket::serde::json::Json;
@@ -62,6 +64,29 @@ impl CurrentRequestId {
     }
 }
 
+/// When the request arrived: the first fairing to ask stamps it, so the access log and the
+/// latency metrics measure from the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
+impl RequestStart {
+    /// The arrival time of `request` (stamped on first use).
+    pub fn of(request: &Request<'_>) -> Instant {
+        request.local_cache(|| RequestStart(Instant::now())).0
+    }
+}
+
+/// What logs and metrics name a request that no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The path template of the route that answered `request` (`/profile`, `/static/<path..>`), or
+/// [`UNMATCHED_ROUTE`]: a bounded name for logs and metric labels, free of anything a client
+/// typed. A request that a guard forwarded to a catcher keeps the last route it was tried
+/// against.
+pub fn route_template<'r>(request: &'r Request<'_>) -> &'r str {
+    request.route().map_or(UNMATCHED_ROUTE, |route| route.uri.path())
+}
+
 fn is_sane(id: &str) -> bool {
     (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -74,6 +99,7 @@ impl Fairing for RequestId {
     }
 
     async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
+        RequestStart::of(request);
         CurrentRequestId::of(request);
     }
 

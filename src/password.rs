@@ -21,6 +21,7 @@ use serde::Deserialize;
 use sha2::Sha384;
 
 use crate::error::{ApiResult, Error};
+use crate::metrics::{timed, BcryptMetrics, BcryptOperation};
 use crate::user::Email;
 
 /// The longest password accepted, in characters.
@@ -152,6 +153,8 @@ pub struct Hasher {
     /// A hash to verify against when the email is unknown, so that answer takes as long as a
     /// wrong password. Made on first use, to keep start-up fast.
     dummy_hash: Arc<OnceCell<String>>,
+    /// Where the time of each computation, and of its wait for a permit, is reported.
+    metrics: Option<BcryptMetrics>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -167,14 +170,24 @@ impl Hasher {
             pepper: Arc::new(pepper.to_vec()),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(OnceCell::new()),
+            metrics: None,
         }
+    }
+
+    /// The same hasher, reporting its times to `metrics`.
+    pub fn with_metrics(self, metrics: BcryptMetrics) -> Self {
+        Self { metrics: Some(metrics), ..self }
     }
 
     /// A v2 hash of `password` at the configured cost.
     pub async fn hash(&self, password: &Password) -> ApiResult<String> {
         let prehashed = prehash(&self.pepper, password.as_str());
-        let cost = self.cost;
-        self.run(move || Ok(format!("{V2_PREFIX}{}", bcrypt::hash(prehashed, cost)?))).await
+        let (cost, metrics) = (self.cost, self.metrics.clone());
+        self.run(BcryptOperation::Hash, move || {
+            let hash = timed(metrics.as_ref(), BcryptOperation::Hash, || bcrypt::hash(prehashed, cost))?;
+            Ok(format!("{V2_PREFIX}{hash}"))
+        })
+        .await
     }
 
     /// A v2 hash of a new `password` for `email`, once `policy` accepts it. The check (zxcvbn
@@ -187,11 +200,13 @@ impl Hasher {
         email: &Email,
     ) -> ApiResult<String> {
         let (password, email) = (password.clone(), email.clone());
-        let (pepper, cost) = (Arc::clone(&self.pepper), self.cost);
-        self.run(move || {
+        let (pepper, cost, metrics) = (Arc::clone(&self.pepper), self.cost, self.metrics.clone());
+        self.run(BcryptOperation::Hash, move || {
             policy.check(&password, &email)?;
             let prehashed = prehash(&pepper, password.as_str());
-            Ok(format!("{V2_PREFIX}{}", bcrypt::hash(prehashed, cost)?))
+            // Only bcrypt is timed: the strength check is not part of the hash.
+            let hash = timed(metrics.as_ref(), BcryptOperation::Hash, || bcrypt::hash(prehashed, cost))?;
+            Ok(format!("{V2_PREFIX}{hash}"))
         })
         .await
     }
@@ -202,11 +217,11 @@ impl Hasher {
             Some(hash) => (prehash(&self.pepper, password.as_str()), hash.to_owned(), true),
             None => (password.as_str().to_owned(), stored.to_owned(), false),
         };
-        let cost = self.cost;
-        self.run(move || {
+        let (cost, metrics) = (self.cost, self.metrics.clone());
+        self.run(BcryptOperation::Verify, move || {
             // A v1 hash saw at most 72 bytes; a longer password is not the one it was made from.
             let matches = if current_format || input.len() <= 72 {
-                bcrypt::verify(&input, &bcrypt_hash)?
+                timed(metrics.as_ref(), BcryptOperation::Verify, || bcrypt::verify(&input, &bcrypt_hash))?
             } else {
                 false
             };
@@ -241,16 +256,22 @@ impl Hasher {
         Ok(dummy.clone())
     }
 
-    async fn run<T, F>(&self, work: F) -> ApiResult<T>
+    /// Runs `work` on the blocking pool once a permit is free; the wait for the permit is
+    /// reported as `operation`'s wait (the work reports its own bcrypt time).
+    async fn run<T, F>(&self, operation: BcryptOperation, work: F) -> ApiResult<T>
     where
         F: FnOnce() -> ApiResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        let queued = std::time::Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| Error::Internal("the bcrypt semaphore is closed".into()))?;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_wait(operation, queued.elapsed());
+        }
         spawn_blocking(work).await?
     }
 }
