@@ -9,8 +9,10 @@
 //! The level follows Rocket's `log_level` (`critical`: warnings and errors; `normal`: info;
 //! `debug`: debug), or `RUST_LOG` when set (`RUST_LOG=info,audit=debug`). Below `debug`, Rocket's
 //! own per-request lines are left out: they show the query string, where reset links carry their
-//! token, and the access line says the same without it.
+//! token, and the access line says the same without it. The warnings and errors Rocket still
+//! writes about a request have the query cut from its path.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::IsTerminal;
 
@@ -75,8 +77,8 @@ pub fn init(figment: &Figment) -> Result<(), String> {
 fn default_directives(level: LogLevel) -> &'static str {
     match level {
         LogLevel::Off => "off",
-        LogLevel::Critical => "warn",
         // The access line replaces Rocket's request lines (see the module comment).
+        LogLevel::Critical => "warn",
         LogLevel::Normal => "info,rocket::server=warn",
         LogLevel::Debug => "debug",
     }
@@ -96,22 +98,43 @@ impl log::Log for LogBridge {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if record.target().contains("rocket::launch") && record.level() == log::Level::Warn {
-            let info = log::Record::builder()
-                .args(*record.args())
-                .level(log::Level::Info)
+        let level = match record.level() {
+            log::Level::Warn if record.target().contains("rocket::launch") => log::Level::Info,
+            level => level,
+        };
+        // Rocket's request-level lines ("No matching routes for GET /path?query.") show the
+        // query, where a mistyped reset link carries its token.
+        let message = record.args().to_string();
+        let message = match record.target().starts_with("rocket::server") {
+            true => without_queries(&message),
+            false => Cow::Borrowed(message.as_str()),
+        };
+        let _ = tracing_log::format_trace(
+            &log::Record::builder()
+                .args(format_args!("{message}"))
+                .level(level)
                 .target(record.target())
                 .module_path(record.module_path())
                 .file(record.file())
                 .line(record.line())
-                .build();
-            let _ = tracing_log::format_trace(&info);
-        } else {
-            let _ = tracing_log::format_trace(record);
-        }
+                .build(),
+        );
     }
 
     fn flush(&self) {}
+}
+
+/// `message` with the query cut from every word that is a path (`/reset?token=x.` → `/reset.`).
+fn without_queries(message: &str) -> Cow<'_, str> {
+    if !message.contains('?') {
+        return Cow::Borrowed(message);
+    }
+    let words = message.split(' ').map(|word| match (word.starts_with('/'), word.find('?')) {
+        (true, Some(at)) if word.ends_with('.') => format!("{}.", &word[..at]),
+        (true, Some(at)) => word[..at].to_owned(),
+        _ => word.to_owned(),
+    });
+    Cow::Owned(words.collect::<Vec<_>>().join(" "))
 }
 
 /// One JSON object per line: `timestamp` (RFC 3339, UTC), `level`, `target`, `message` and the
@@ -215,6 +238,17 @@ impl Fairing for AccessLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_are_cut_from_the_paths_in_rocket_lines() {
+        assert_eq!(
+            without_queries("No matching routes for GET /pasword/reset?token=secret."),
+            "No matching routes for GET /pasword/reset."
+        );
+        assert_eq!(without_queries("GET /a?b=c d /e?f"), "GET /a d /e");
+        assert_eq!(without_queries("is this a question?"), "is this a question?");
+        assert!(matches!(without_queries("no query"), Cow::Borrowed("no query")));
+    }
 
     #[test]
     fn rocket_levels_map_to_filters_that_drop_its_request_lines_below_debug() {

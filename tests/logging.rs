@@ -180,6 +180,10 @@ fn the_default_log_format_is_text_with_the_request_id_on_the_access_line() {
     let server = Server::start(dir.path(), &[("ROCKET_LOG_LEVEL", "normal")]);
     let answer =
         server.request("GET", &format!("/password/reset?token={QUERY_TOKEN}"), "").expect("an answer");
+    // A path no route matches: Rocket warns "No matching routes for GET /..." with the query.
+    let unmatched =
+        server.request("GET", &format!("/pasword/reset?token={QUERY_TOKEN}"), "").expect("an answer");
+    assert_eq!(unmatched.status, 404);
     let output = server.stop();
     assert!(
         output.lines().all(|line| serde_json::from_str::<Value>(line).is_err()),
@@ -199,7 +203,8 @@ fn the_default_log_format_is_text_with_the_request_id_on_the_access_line() {
     ] {
         assert!(access[0].contains(part), "{part} in {}", access[0]);
     }
-    // Rocket's own request lines, which show the query, are left out at `normal`.
+    // Rocket's own request lines and its unmatched-route warning, which show the query, are left
+    // out at `normal`.
     assert!(!output.contains(QUERY_TOKEN), "the query's token reached the log:\n{output}");
 }
 
