@@ -7,7 +7,8 @@
 //!
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
-//! [`db`]); [`ops`] answers health checks and tags each request with an id.
+//! [`db`]); [`ops`] answers health checks and tags each request with an id, and [`openapi`] serves the
+//! API's OpenAPI document.
 
 pub mod api;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod headers;
 pub mod limit;
 pub mod mail;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod password;
@@ -56,6 +58,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .mount("/", api::routes())
         .mount("/", pages::routes())
         .mount("/", ops::routes())
+        .mount("/", openapi::routes())
         .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }
