@@ -57,8 +57,9 @@ fn required<'v>(value: &str) -> form::Result<'v, ()> {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Cookie)]
 pub struct SessionCookie {
-    /// The session id; missing, unknown, expired or ended, the answer is a 403.
-    pub session_id: Option<String>,
+    /// The session id. Required for the operation to succeed: missing, unknown, expired or
+    /// ended, the answer is a 403.
+    pub session_id: String,
 }
 
 /// `{"message": "Bienvenue"}`.
@@ -87,7 +88,10 @@ pub struct ProfileResponse {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ResetRequestResponse {
-    Token { email: String, reset_token: String },
+    Token {
+        email: String,
+        reset_token: String,
+    },
     Sent {
         email: String,
         #[schema(value_type = String)]

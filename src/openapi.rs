@@ -6,8 +6,8 @@
 //! endpoints; `scripts/schemathesis` runs schemathesis against the real binary with it.
 
 use rocket::serde::json::Json;
-use serde_json::{Map, Value};
 use rocket::{get, routes, Route};
+use serde_json::{Map, Value};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
@@ -68,7 +68,9 @@ pub fn document() -> Result<Value, serde_json::Error> {
 /// utoipa 5 writes a link's `operationId` and `requestBody` as `operation_id` and `request_body`,
 /// which no OpenAPI client reads; this renames them.
 fn camel_case_link(link: &mut Map<String, Value>) {
-    for (snake, camel) in [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")] {
+    for (snake, camel) in
+        [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")]
+    {
         if let Some(value) = link.remove(snake) {
             link.insert(camel.to_owned(), value);
         }
@@ -88,8 +90,10 @@ impl Modify for MultipartFieldNames {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let names = || ObjectBuilder::new().schema_type(Type::String).pattern(Some(MULTIPART_FIELD_NAME));
         for item in openapi.paths.paths.values_mut() {
-            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            let bodies = operations.into_iter().flatten().filter_map(|operation| operation.request_body.as_mut());
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            let bodies =
+                operations.into_iter().flatten().filter_map(|operation| operation.request_body.as_mut());
             for content in bodies.filter_map(|body| body.content.get_mut("multipart/form-data")) {
                 let Some(form) = content.schema.take() else { continue };
                 let restricted = ObjectBuilder::new().property_names(Some(names()));

@@ -212,7 +212,8 @@ impl<'v> FromFormField<'v> for Email {
 
 /// The characters [`Email::parse`] refuses besides `@`: Unicode white space and control
 /// characters, spelled out so that every regex dialect reads the class alike.
-const EMAIL_REFUSED_CHARS: &str = r"@\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+const EMAIL_REFUSED_CHARS: &str =
+    r"@\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// The OpenAPI schema of the rules [`Email::parse`] applies, so the document cannot drift from them.
 impl utoipa::PartialSchema for Email {
