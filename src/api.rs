@@ -1,5 +1,6 @@
 //! The JSON API: the seven endpoints of the contract. Each handler parses its form, calls one
-//! `Auth` method and shapes the answer; failures are [`Error`]s.
+//! `Auth` method and shapes the answer; failures are [`Error`]s. Each one's `#[utoipa::path]`
+//! lists every status it can answer, for the OpenAPI document ([`crate::openapi`]).
 
 use rocket::form::{self, FromForm};
 use rocket::http::CookieJar;
