@@ -14,6 +14,7 @@ use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
 use rocket_dyn_templates::Template;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::guard::prefers_html;
@@ -58,9 +59,38 @@ pub enum Error {
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message": "email is required"}))]
 pub struct MessageResponse {
+    /// A short reason for a person; it never carries a cause, a token or a password.
+    #[schema(value_type = String)]
     pub message: Cow<'static, str>,
+}
+
+/// The error answers several endpoints share, as reusable OpenAPI responses (see
+/// [`crate::openapi`]); each one's body is a [`MessageResponse`].
+pub mod responses {
+    use super::MessageResponse;
+    use utoipa::ToResponse;
+
+    /// The form body is over `limits.form` (urlencoded) or `limits.data-form` (multipart).
+    #[derive(ToResponse)]
+    #[response(example = json!({"message": "request body too large"}))]
+    pub struct PayloadTooLarge(pub MessageResponse);
+
+    /// Over the per-IP limit (`ip_limit_per_minute`), or, for log-ins, an account that failed too
+    /// often (`login_throttle_*`).
+    #[derive(ToResponse)]
+    #[response(
+        headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again (at least 1).")),
+        example = json!({"message": "too many requests; slow down"})
+    )]
+    pub struct TooManyRequests(pub MessageResponse);
+
+    /// The database did not answer within the pool timeout; the request changed nothing.
+    #[derive(ToResponse)]
+    #[response(example = json!({"message": "service temporarily unavailable"}))]
+    pub struct Unavailable(pub MessageResponse);
 }
 
 impl Error {

@@ -8,7 +8,8 @@
 //! Hardening beside the layers: [`headers`] (security headers on every response), [`limit`] (the
 //! per-IP rate limit guard) and [`audit`] (the audit trail, whose rows are [`event`]s stored by
 //! [`db`]); [`ops`] answers health checks and tags each request with an id, [`metrics`] serves
-//! `GET /metrics` when a token is set, and [`logging`] formats the log and writes the access log.
+//! `GET /metrics` when a token is set, [`logging`] formats the log and writes the access log,
+//! and [`openapi`] serves the API's OpenAPI document.
 
 pub mod api;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod limit;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod password;
@@ -63,6 +65,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .mount("/", pages::routes())
         .mount("/", ops::routes())
         .mount("/", metrics::routes())
+        .mount("/", openapi::routes())
         .mount("/static", FileServer::from(relative!("static")))
         .register("/", error::catchers())
 }

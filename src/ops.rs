@@ -20,14 +20,16 @@ pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 const MAX_REQUEST_ID_CHARS: usize = 64;
 
 /// The body of `GET /health` and `GET /ready`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status {
+    #[schema(value_type = String, example = "ok")]
     pub status: &'static str,
 }
 
 /// `GET /health`: the process is up and serving; it touches nothing else, so a slow database
 /// does not make a load balancer kill a healthy node.
 #[get("/health")]
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Status)))]
 pub fn health() -> Json<Status> {
     Json(Status { status: "ok" })
 }
@@ -35,6 +37,8 @@ pub fn health() -> Json<Status> {
 /// `GET /ready`: the database answers a query within the pool timeout; otherwise 503, so a load
 /// balancer sends traffic elsewhere until it does.
 #[get("/ready")]
+#[utoipa::path(get, path = "/ready", tag = "ops", responses(
+    (status = 200, body = Status), (status = 503, response = crate::error::responses::Unavailable)))]
 pub async fn ready(pool: &State<DbPool>) -> ApiResult<Json<Status>> {
     pool.run(db::ping).await?;
     Ok(Json(Status { status: "ready" }))

@@ -19,6 +19,8 @@ use rocket::tokio::sync::{OnceCell, Semaphore};
 use rocket::tokio::task::spawn_blocking;
 use serde::Deserialize;
 use sha2::Sha384;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::RefOr;
 
 use crate::error::{ApiResult, Error};
 use crate::metrics::{timed, BcryptMetrics, BcryptOperation};
@@ -69,6 +71,25 @@ impl<'v> FromFormField<'v> for Password {
         Password::parse(field.value).map_err(|message| form::Error::validation(message).into())
     }
 }
+
+/// The OpenAPI schema of what [`Password::parse`] accepts; the policy adds its own rules to new
+/// passwords.
+impl utoipa::PartialSchema for Password {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_PASSWORD_CHARS))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .description(Some(
+                "1 to 1024 characters. A new password must also pass `password_policy`: any under \
+                 `seed` (the default), at least 8 characters and hard to guess under `strict`.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Password {}
 
 /// Which new passwords are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

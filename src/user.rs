@@ -11,6 +11,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rocket::form::{self, FromFormField, ValueField};
 use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 diesel::table! {
     /// The seed's columns (`id`, `email`, `hashed_password`, `session_id`, `reset_token`) plus
@@ -207,6 +209,31 @@ impl<'v> FromFormField<'v> for Email {
         Email::parse(field.value).map_err(|message| form::Error::validation(message).into())
     }
 }
+
+/// The characters [`Email::parse`] refuses besides `@`: Unicode white space and control
+/// characters, spelled out so that every regex dialect reads the class alike.
+const EMAIL_REFUSED_CHARS: &str =
+    r"@\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The OpenAPI schema of the rules [`Email::parse`] applies, so the document cannot drift from them.
+impl utoipa::PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        let part = format!("[^{EMAIL_REFUSED_CHARS}]+");
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(3))
+            .max_length(Some(MAX_EMAIL_BYTES))
+            .pattern(Some(format!("^{part}@{part}$")))
+            .description(Some(
+                "One `@` between a non-empty name and domain, no white space or control characters, \
+                 at most 250 bytes of UTF-8. Matched case-insensitively; answers echo it as sent.",
+            ))
+            .examples(["bob@example.com"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
 
 #[cfg(test)]
 mod tests {
