@@ -100,7 +100,8 @@ pub enum ResetRequestResponse {
     },
 }
 
-/// `GET /`: the welcome message. Rank 2: browsers get the home page (`pages::home_page`) first.
+/// `GET /`: the welcome message. A browser that asks for `text/html` gets the home page instead.
+// Rank 2: `pages::home_page` is tried first.
 #[get("/", rank = 2)]
 #[utoipa::path(get, path = "/", tag = "api", responses((status = 200, body = WelcomeResponse)))]
 pub fn index() -> Json<WelcomeResponse> {
@@ -179,8 +180,9 @@ pub async fn destroy_session(
     Ok(Redirect::to(uri!(index)))
 }
 
-/// `GET /profile`: the logged-in user's email; no session is a 403. Rank 3: browsers get the
-/// profile page or the redirect to log in (`pages::profile_page`, `pages::profile_redirect`) first.
+/// `GET /profile`: the logged-in user's email; no session is a 403. A browser that asks for
+/// `text/html` gets the profile page, or a redirect to the login page, instead.
+// Rank 3: `pages::profile_page` and `pages::profile_redirect` are tried first.
 #[get("/profile", rank = 3)]
 #[utoipa::path(get, path = "/profile", tag = "api", params(SessionCookie),
     responses(
