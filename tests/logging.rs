@@ -2,9 +2,11 @@
 //! and the access, audit and error lines of a request carry the id its response names in
 //! `X-Request-Id`; the access line has the path without its query. The default is text.
 
+mod common;
+
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -52,28 +54,11 @@ impl Server {
         server
     }
 
-    /// One HTTP/1.1 request on a new connection, or `None` if the connection failed.
+    /// One request, or `None` if the connection failed or the answer had no request id.
     fn request(&self, method: &str, path: &str, form: &str) -> Option<Answer> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        );
-        stream.write_all(head.as_bytes()).ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        let status = answer.split(' ').nth(1)?.parse().ok()?;
-        let request_id = answer
-            .split("\r\n\r\n")
-            .next()?
-            .lines()
-            .find_map(|line| {
-                line.split_once(": ").filter(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
-            })
-            .map(|(_, value)| value.to_owned())?;
-        Some(Answer { status, request_id })
+        let answer = common::http::request(self.port, method, path, form)?;
+        let request_id = answer.header("x-request-id")?.to_owned();
+        Some(Answer { status: answer.status, request_id })
     }
 
     /// Stops the server (SIGTERM, so it flushes and exits) and returns everything it printed.

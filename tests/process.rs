@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,22 +51,9 @@ fn start_on(url: &str, outbox: &Path, bcrypt_cost: u32) -> (Child, u16) {
     (child, port)
 }
 
-/// One HTTP/1.1 request on a new connection; the status and body, or `None` if the connection
-/// failed.
+/// One request to the server on `port`: the status and body, or `None` if the connection failed.
 fn request(port: u16, method: &str, path: &str, form: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    Some((status, body))
+    common::http::request(port, method, path, form).map(|answer| (answer.status, answer.body))
 }
 
 fn credentials(email: &str) -> String {

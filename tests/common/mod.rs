@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod http;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
