@@ -307,7 +307,9 @@ fn post_page_forms_with_a_field_named_equals_answer_instead_of_hanging() {
     std::thread::spawn(move || {
         let app = TestApp::new();
         app.with_user();
-        for (page_uri, action) in [("/login", "/login"), ("/register", "/register"), ("/profile", "/password/change")] {
+        for (page_uri, action) in
+            [("/login", "/login"), ("/register", "/register"), ("/profile", "/password/change")]
+        {
             for name in ["=", "email.=", "a[=]"] {
                 let token = csrf_token(&page_body(&app, page_uri));
                 // `form` leaves names as they are; this one is sent percent-encoded (`%3D`).
