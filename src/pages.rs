@@ -134,6 +134,22 @@ impl From<FlashMessage<'_>> for FlashContext {
     }
 }
 
+/// The cookie Rocket keeps a flash message in: `<length of the kind>:<kind><message>`.
+const FLASH_COOKIE: &str = "_flash";
+
+/// Whether Rocket's `FlashMessage` guard can read the flash cookie. It cuts the value at the
+/// length prefix, in bytes, and panics when that falls inside a character (`_flash=1:é`); the
+/// service never sets such a cookie, so a client that sends one gets the page without a flash.
+fn flash_cookie_is_sound(cookies: &CookieJar<'_>) -> bool {
+    let Some(cookie) = cookies.get(FLASH_COOKIE) else {
+        return true;
+    };
+    match cookie.value().split_once(':') {
+        Some((length, rest)) => length.parse::<usize>().map_or(true, |length| rest.is_char_boundary(length)),
+        None => true,
+    }
+}
+
 /// What the base layout needs on every page. As a request guard it takes (and so clears) the
 /// flash message and looks the session up.
 #[derive(Debug, Serialize)]
@@ -148,7 +164,13 @@ impl<'r> FromRequest<'r> for LayoutContext {
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         let user = request.guard::<Option<User>>().await.succeeded().flatten();
-        let flash = request.guard::<Option<FlashMessage<'_>>>().await.succeeded().flatten();
+        let flash = match flash_cookie_is_sound(request.cookies()) {
+            true => request.guard::<Option<FlashMessage<'_>>>().await.succeeded().flatten(),
+            false => {
+                request.cookies().remove(FLASH_COOKIE);
+                None
+            }
+        };
         let visitor = match user {
             Some(_) => Visitor::Member,
             None => Visitor::Guest,

@@ -8,7 +8,7 @@ use auth_service::auth::token_digest;
 use auth_service::error::{ApiResult, Error};
 use auth_service::pages::{self, SafeNext};
 use auth_service::user::sessions;
-use common::{form, json, test_figment, TestApp, TestDatabase, EMAIL, PASSWORD};
+use common::{encode, form, json, test_figment, TestApp, TestDatabase, EMAIL, PASSWORD};
 use diesel::prelude::*;
 use rocket::http::{Accept, ContentType, Header, Status};
 use rocket::local::blocking::{Client, LocalResponse};
@@ -276,6 +276,55 @@ fn post_register_creates_the_account_logs_in_and_flashes_once() {
     let again = page_body(&app, "/profile");
     assert!(!again.contains("Welcome! Your account is ready."), "the flash shows once");
     assert!(!again.contains("class=\"flash"), "{again}");
+}
+
+#[test]
+fn get_pages_with_a_flash_cookie_cut_inside_a_character_render_without_it() {
+    // Rocket's flash guard cuts the value at its byte-length prefix; inside `é` it would panic.
+    let app = TestApp::new();
+    for uri in ["/", "/login", "/register", "/password/forgot"] {
+        for value in ["1:é", "2:aé", "1:%C3%A9"] {
+            let cookie = rocket::http::Cookie::parse_encoded(format!("_flash={value}")).expect("a cookie");
+            let response = app.client.get(uri).header(browser()).cookie(cookie).dispatch();
+            assert_eq!(response.status(), Status::Ok, "GET {uri} with _flash={value}");
+            let removal = response.cookies().get("_flash").map(|cookie| cookie.value().to_owned());
+            assert_eq!(removal.as_deref(), Some(""), "the cookie is removed");
+            let body = response.into_string().expect("a body");
+            assert!(!body.contains("class=\"flash"), "{body}");
+        }
+    }
+    // A well-formed flash cookie still shows.
+    let cookie = rocket::http::Cookie::new("_flash", "7:successHello é");
+    let body = app.client.get("/login").header(browser()).cookie(cookie).dispatch().into_string().unwrap();
+    assert!(body.contains("Hello é"), "{body}");
+}
+
+#[test]
+fn post_page_forms_with_a_field_named_equals_answer_instead_of_hanging() {
+    // A decoded field name that starts with `=` made Rocket's form context loop forever. The
+    // app lives in its own thread, so a hang fails this test instead of stalling the suite.
+    let (sender, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let app = TestApp::new();
+        app.with_user();
+        for (page_uri, action) in
+            [("/login", "/login"), ("/register", "/register"), ("/profile", "/password/change")]
+        {
+            for name in ["=", "email.=", "a[=]"] {
+                let token = csrf_token(&page_body(&app, page_uri));
+                // `form` leaves names as they are; this one is sent percent-encoded (`%3D`).
+                let body = format!("{}=x&csrf_token={}", encode(name), encode(&token));
+                let request = app.client.post(action).header(browser()).header(ContentType::Form);
+                let response = request.body(body).dispatch();
+                let _ = sender.send((action, name, response.status()));
+            }
+        }
+    });
+    for _ in 0..9 {
+        let answer = answers.recv_timeout(std::time::Duration::from_secs(30));
+        let (action, name, status) = answer.expect("an answer within 30 s");
+        assert_eq!(status, Status::UnprocessableEntity, "POST {action} with a field named {name:?}");
+    }
 }
 
 #[test]
