@@ -257,15 +257,19 @@ fn assert_reset_mail(mail: &Mail, to: &str, token: &str) {
     }
 }
 
-/// The tokens-look-alike in a text: any 8-4-4-4-12 hex UUID.
-fn contains_uuid(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.windows(36).any(|w| {
-        w.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-    })
+/// Whether `text` holds something shaped like one of our tokens: a run of exactly 43 base64url
+/// characters (256 bits, as `auth::generate_token` makes them). Request ids (UUIDs, 36
+/// characters with dashes) are not.
+fn contains_token_like(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).any(|run| run.len() == 43)
+}
+
+#[test]
+fn the_token_detector_finds_real_tokens_and_not_request_ids() {
+    let token = auth_service::auth::generate_token();
+    assert!(contains_token_like(&format!("reset for bob: token={token}.")));
+    assert!(!contains_token_like(&format!("request_id=\"{}\"", auth_service::auth::generate_uuid())));
+    assert!(!contains_token_like("mail delivery failed: Connection refused (os error 111)"));
 }
 
 /// A free TCP port on 127.0.0.1 that nothing listens on (the listener that found it is closed).
@@ -456,7 +460,8 @@ fn post_reset_password_smtp_down_is_503_logged_and_keeps_the_token() {
     assert_eq!(stored_reset_digest(&app.database, EMAIL), Some(token_digest(&token)));
     assert_ne!(stored, Some(token_digest(&token)), "each request issues a new token");
     for line in logs::lines() {
-        assert!(!contains_uuid(&line.message), "a token-like value in a log line: {line:?}");
+        assert!(!line.message.contains(&token), "the token in a log line: {line:?}");
+        assert!(!contains_token_like(&line.message), "a token-like value in a log line: {line:?}");
     }
     reset_with(&app, EMAIL, &token);
 }
