@@ -235,46 +235,35 @@ impl AuthEvent {
     /// Logs the event (see [`AuthEvent::trace`]) and stores it in `auth_events`. Call it inside
     /// the operation's `run` closure.
     pub fn record(&self, conn: &mut AnyConnection) -> Result<(), DbError> {
-        self.trace();
-        db::record_event(conn, &self.as_new())
+        let row = self.as_new();
+        self.log_and_count(&row);
+        db::record_event(conn, &row)
     }
 
     /// Writes the event's one log line and counts it, without storing it: for events that must
     /// not cost a database write, such as requests refused by the per-IP limit, which a flood
     /// would otherwise turn into a flood of inserts.
     pub fn trace(&self) {
-        log_line(&self.as_new(), self.request_id.as_deref());
+        self.log_and_count(&self.as_new());
+    }
+
+    /// The one structured log line of an event (target `audit`, fields `kind`, `user_id`, `ip`,
+    /// `outcome` and `request_id`; the email and user agent stay out of the log, they are in the
+    /// table), and its count in `auth_events_total` when metrics are on.
+    fn log_and_count(&self, row: &NewAuthEvent<'_>) {
+        tracing::info!(
+            target: "audit",
+            kind = row.kind,
+            user_id = row.user_id,
+            ip = row.ip,
+            outcome = row.outcome,
+            request_id = self.request_id.as_deref(),
+            "auth event"
+        );
         if let Some(counter) = &self.counter {
             counter.inc(self.kind.as_str(), self.outcome.as_str());
         }
     }
-}
-
-/// Logs a row built without a request (no request id, not counted) and stores it in
-/// `auth_events`; the user agent is cut to [`MAX_USER_AGENT_CHARS`] whoever built the row.
-/// Requests go through [`AuthEvent::record`].
-pub fn record(conn: &mut AnyConnection, event: &NewAuthEvent<'_>) -> Result<(), DbError> {
-    let event = NewAuthEvent {
-        user_agent: event.user_agent.map(|agent| truncate_chars(agent, MAX_USER_AGENT_CHARS)),
-        ..*event
-    };
-    log_line(&event, None);
-    db::record_event(conn, &event)
-}
-
-/// The one structured log line of an event: target `audit`, fields `kind`, `user_id`, `ip`,
-/// `outcome` and `request_id`. The email and user agent stay out of the log; they are in the
-/// table.
-fn log_line(event: &NewAuthEvent<'_>, request_id: Option<&str>) {
-    tracing::info!(
-        target: "audit",
-        kind = event.kind,
-        user_id = event.user_id,
-        ip = event.ip,
-        outcome = event.outcome,
-        request_id,
-        "auth event"
-    );
 }
 
 #[cfg(test)]

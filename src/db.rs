@@ -427,7 +427,7 @@ pub fn update_user(conn: &mut AnyConnection, user_id: i32, changes: &UserChanges
 }
 
 /// Stores one authentication event, stamped with the current UTC time. Callers go through
-/// [`crate::audit::record`], which also logs it.
+/// [`crate::audit::AuthEvent::record`], which also logs and counts it.
 pub fn record_event(conn: &mut AnyConnection, event: &NewAuthEvent<'_>) -> Result<(), DbError> {
     diesel::insert_into(auth_events::table)
         .values((event, auth_events::created_at.eq(Utc::now().naive_utc())))

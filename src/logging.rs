@@ -19,7 +19,7 @@ use std::io::IsTerminal;
 use rocket::config::LogLevel;
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::Figment;
-use rocket::{Data, Request, Response};
+use rocket::{Request, Response};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -103,25 +103,30 @@ impl log::Log for LogBridge {
             level => level,
         };
         // Rocket's request-level lines ("No matching routes for GET /path?query.") show the
-        // query, where a mistyped reset link carries its token.
-        let message = record.args().to_string();
-        let message = match record.target().starts_with("rocket::server") {
-            true => without_queries(&message),
-            false => Cow::Borrowed(message.as_str()),
-        };
-        let _ = tracing_log::format_trace(
-            &log::Record::builder()
-                .args(format_args!("{message}"))
-                .level(level)
-                .target(record.target())
-                .module_path(record.module_path())
-                .file(record.file())
-                .line(record.line())
-                .build(),
-        );
+        // query, where a mistyped reset link carries its token; only those are rewritten.
+        if record.target().starts_with("rocket::server") {
+            let message = record.args().to_string();
+            forward(record, level, format_args!("{}", without_queries(&message)));
+        } else {
+            forward(record, level, *record.args());
+        }
     }
 
     fn flush(&self) {}
+}
+
+/// Hands `record` to the tracing subscriber at `level`, with `args` as its message.
+fn forward(record: &log::Record<'_>, level: log::Level, args: fmt::Arguments<'_>) {
+    let _ = tracing_log::format_trace(
+        &log::Record::builder()
+            .args(args)
+            .level(level)
+            .target(record.target())
+            .module_path(record.module_path())
+            .file(record.file())
+            .line(record.line())
+            .build(),
+    );
 }
 
 /// `message` with the query cut from every word that is a path (`/reset?token=x.` → `/reset.`).
@@ -211,11 +216,8 @@ pub struct AccessLog;
 #[rocket::async_trait]
 impl Fairing for AccessLog {
     fn info(&self) -> Info {
-        Info { name: "Access log", kind: Kind::Request | Kind::Response }
-    }
-
-    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
-        RequestStart::of(request);
+        // The arrival time is stamped by `ops::RequestId`, which runs first.
+        Info { name: "Access log", kind: Kind::Response }
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {

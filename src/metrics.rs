@@ -32,7 +32,7 @@ use rocket::fairing::{AdHoc, Fairing, Info, Kind};
 use rocket::http::ContentType;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
-use rocket::{get, routes, Data, Response, Route, State};
+use rocket::{get, routes, Response, Route, State};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -271,11 +271,8 @@ pub struct HttpMetrics;
 #[rocket::async_trait]
 impl Fairing for HttpMetrics {
     fn info(&self) -> Info {
-        Info { name: "HTTP metrics", kind: Kind::Request | Kind::Response }
-    }
-
-    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
-        RequestStart::of(request);
+        // The arrival time is stamped by `ops::RequestId`, which runs first.
+        Info { name: "HTTP metrics", kind: Kind::Response }
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {

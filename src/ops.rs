@@ -49,7 +49,8 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Gives every request an id: the client's `X-Request-Id` when it is 1 to 64 characters of
-/// letters, digits, `-` and `_`, else a new UUID. The response carries it back.
+/// letters, digits, `-` and `_`, else a new UUID. The response carries it back. It also stamps
+/// the request's arrival ([`RequestStart`]).
 pub struct RequestId;
 
 /// The id of the current request, cached in the request.
@@ -68,13 +69,13 @@ impl CurrentRequestId {
     }
 }
 
-/// When the request arrived: the first fairing to ask stamps it, so the access log and the
-/// latency metrics measure from the same instant.
+/// When the request arrived, stamped by [`RequestId`] (the first request fairing, attached in
+/// [`crate::build`]), so the access log and the latency metrics measure from the same instant.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStart(pub Instant);
 
 impl RequestStart {
-    /// The arrival time of `request` (stamped on first use).
+    /// The arrival time of `request` (stamped now if no fairing did).
     pub fn of(request: &Request<'_>) -> Instant {
         request.local_cache(|| RequestStart(Instant::now())).0
     }

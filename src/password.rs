@@ -204,11 +204,7 @@ impl Hasher {
     pub async fn hash(&self, password: &Password) -> ApiResult<String> {
         let prehashed = prehash(&self.pepper, password.as_str());
         let (cost, metrics) = (self.cost, self.metrics.clone());
-        self.run(BcryptOperation::Hash, move || {
-            let hash = timed(metrics.as_ref(), BcryptOperation::Hash, || bcrypt::hash(prehashed, cost))?;
-            Ok(format!("{V2_PREFIX}{hash}"))
-        })
-        .await
+        self.run(BcryptOperation::Hash, move || v2_hash(prehashed, cost, metrics.as_ref())).await
     }
 
     /// A v2 hash of a new `password` for `email`, once `policy` accepts it. The check (zxcvbn
@@ -224,10 +220,7 @@ impl Hasher {
         let (pepper, cost, metrics) = (Arc::clone(&self.pepper), self.cost, self.metrics.clone());
         self.run(BcryptOperation::Hash, move || {
             policy.check(&password, &email)?;
-            let prehashed = prehash(&pepper, password.as_str());
-            // Only bcrypt is timed: the strength check is not part of the hash.
-            let hash = timed(metrics.as_ref(), BcryptOperation::Hash, || bcrypt::hash(prehashed, cost))?;
-            Ok(format!("{V2_PREFIX}{hash}"))
+            v2_hash(prehash(&pepper, password.as_str()), cost, metrics.as_ref())
         })
         .await
     }
@@ -295,6 +288,13 @@ impl Hasher {
         }
         spawn_blocking(work).await?
     }
+}
+
+/// The v2 hash of a prehashed password: bcrypt at `cost` behind [`V2_PREFIX`]. Only bcrypt is
+/// timed for `metrics`; a strength check before it is not part of the hash.
+fn v2_hash(prehashed: String, cost: u32, metrics: Option<&BcryptMetrics>) -> ApiResult<String> {
+    let hash = timed(metrics, BcryptOperation::Hash, || bcrypt::hash(prehashed, cost))?;
+    Ok(format!("{V2_PREFIX}{hash}"))
 }
 
 /// `base64(HMAC-SHA-384(pepper, password))`: 64 ASCII bytes, whatever the password's length.

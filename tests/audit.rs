@@ -10,10 +10,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use auth_service::audit::{self, AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
+use auth_service::audit::{AuthEvent, AuthEventKind, AuthOutcome, RequestMeta};
 use auth_service::auth::token_digest;
 use auth_service::db::{self, AnyConnection, Backend, DbConn};
-use auth_service::event::{auth_events, NewAuthEvent, MAX_USER_AGENT_CHARS};
+use auth_service::event::{auth_events, MAX_USER_AGENT_CHARS};
 use auth_service::user::{User, UserFilter};
 use chrono::{NaiveDateTime, Utc};
 use common::{form, json, TestApp, TestDatabase, EMAIL};
@@ -93,9 +93,7 @@ fn user(database: &TestDatabase, email: &str) -> User {
 async fn record_probe(meta: RequestMeta, conn: DbConn) -> Result<&'static str, Status> {
     let event = AuthEvent::new(AuthEventKind::LoginFailure, AuthOutcome::UnknownEmail, &meta)
         .email("who@example.com");
-    conn.run(move |conn| audit::record(conn, &event.as_new()))
-        .await
-        .map_err(|_| Status::InternalServerError)?;
+    conn.run(move |conn| event.record(conn)).await.map_err(|_| Status::InternalServerError)?;
     Ok("recorded")
 }
 
@@ -139,18 +137,15 @@ async fn audit_record_stores_every_kind_and_cuts_the_user_agent() {
     captured_logs();
     let (client, database) = common::async_app().await;
     let conn = DbConn::get_one(client.rocket()).await.expect("a connection");
-    let long_agent = "a".repeat(MAX_USER_AGENT_CHARS * 2);
+    let meta = RequestMeta {
+        ip: Some("192.0.2.1".parse().expect("an IP")),
+        user_agent: Some("a".repeat(MAX_USER_AGENT_CHARS * 2)),
+        ..RequestMeta::default()
+    };
     conn.run(move |conn| {
         for (n, kind) in AuthEventKind::ALL.into_iter().enumerate() {
-            let event = NewAuthEvent {
-                kind: kind.as_str(),
-                user_id: Some(n as i32),
-                email: None,
-                ip: Some("192.0.2.1"),
-                user_agent: Some(&long_agent),
-                outcome: AuthOutcome::Success.as_str(),
-            };
-            audit::record(conn, &event).expect("recorded");
+            let event = AuthEvent::new(kind, AuthOutcome::Success, &meta).user(n as i32);
+            event.record(conn).expect("recorded");
         }
     })
     .await;
