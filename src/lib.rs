@@ -60,6 +60,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(ops::RequestId)
         .attach(logging::AccessLog)
         .attach(audit::stage())
+        .attach(openapi::stage())
         .attach(Template::fairing())
         .mount("/", api::routes())
         .mount("/", pages::routes())

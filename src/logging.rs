@@ -216,7 +216,7 @@ pub struct AccessLog;
 #[rocket::async_trait]
 impl Fairing for AccessLog {
     fn info(&self) -> Info {
-        // The arrival time is stamped by `ops::RequestId`, which runs first.
+        // The arrival time is stamped by `ops::RequestId`, which runs before this.
         Info { name: "Access log", kind: Kind::Response }
     }
 

@@ -271,7 +271,7 @@ pub struct HttpMetrics;
 #[rocket::async_trait]
 impl Fairing for HttpMetrics {
     fn info(&self) -> Info {
-        // The arrival time is stamped by `ops::RequestId`, which runs first.
+        // The arrival time is stamped by `ops::RequestId`, which runs before this.
         Info { name: "HTTP metrics", kind: Kind::Response }
     }
 

@@ -5,13 +5,13 @@
 //! `tests/openapi.rs` checks that the document lists exactly the routes mounted for these
 //! endpoints; `scripts/schemathesis` runs schemathesis against the real binary with it.
 
-use rocket::serde::json::Json;
-use rocket::{get, routes, Route};
+use rocket::fairing::AdHoc;
+use rocket::response::content::RawJson;
+use rocket::{get, routes, Route, State};
 use serde_json::{Map, Value};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ApiResult, Error};
 use crate::{api, ops};
 
 /// The document: every handler of [`api::routes`] and [`ops::routes`].
@@ -103,10 +103,27 @@ impl Modify for MultipartFieldNames {
     }
 }
 
+/// The document, rendered once at ignite: it depends on nothing a request brings.
+pub struct RenderedDocument(String);
+
+/// Renders the document into the app's state; a document that cannot be rendered stops the
+/// launch instead of failing every request.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("OpenAPI document", |rocket| async {
+        match document().and_then(|document| serde_json::to_string(&document)) {
+            Ok(text) => Ok(rocket.manage(RenderedDocument(text))),
+            Err(error) => {
+                rocket::error!("the OpenAPI document cannot be rendered: {error}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
 /// `GET /openapi.json`: the document.
 #[get("/openapi.json")]
-pub fn serve_document() -> ApiResult<Json<Value>> {
-    document().map(Json).map_err(|error| Error::Internal(format!("the OpenAPI document: {error}")))
+pub fn serve_document(document: &State<RenderedDocument>) -> RawJson<&str> {
+    RawJson(&document.0)
 }
 
 /// The document's route.

@@ -69,8 +69,8 @@ impl CurrentRequestId {
     }
 }
 
-/// When the request arrived, stamped by [`RequestId`] (the first request fairing, attached in
-/// [`crate::build`]), so the access log and the latency metrics measure from the same instant.
+/// When the request arrived, stamped by [`RequestId`] (attached in [`crate::build`] before the
+/// access log and the metrics), so both measure from the same instant.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStart(pub Instant);
 
