@@ -37,6 +37,12 @@ const MIGRATION_LOCK_KEY: i64 = 0x6175_7468;
 /// client can wait than a hang.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 1_500;
 
+/// How long the launch waits for the first connection. Longer than the per-request `timeout`: a
+/// fresh SQLite file is created and switched to WAL with an fsync, which a disk busy with other
+/// writers can stretch past a second, and a database that is still starting deserves a moment.
+/// Requests never see it: they wait through [`DbPool::run`] with their own deadline.
+const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connection to either backend, chosen by the database URL at start.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
@@ -258,7 +264,7 @@ impl Poolable for AnyConnection {
             // Keep one connection warm, not the whole pool: start-up stays fast and a PostgreSQL
             // outage at start does not have to wait for every connection to time out.
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(u64::from(config.timeout)))
+            .connection_timeout(STARTUP_CONNECT_TIMEOUT.max(Duration::from_secs(u64::from(config.timeout))))
             .connection_customizer(Box::new(SqlitePragmas))
             // A SQLite connection is a file handle that does not go stale; testing it on each
             // checkout would cost a query per step. A PostgreSQL one can, after a restart.

@@ -40,27 +40,54 @@ fn register(app: &TestApp, email: &str) -> (Status, Option<Value>) {
     (response.status(), response.into_json())
 }
 
+/// A schema of the test PostgreSQL server reached through a [`ChaosProxy`], dropped at the end.
+struct ProxiedPostgres {
+    proxy: ChaosProxy,
+    admin: PgConnection,
+    schema: String,
+    url: String,
+}
+
+impl ProxiedPostgres {
+    fn new(name: &str) -> Self {
+        let base = std::env::var("TEST_PG_URL")
+            .expect("TEST_PG_URL must name a PostgreSQL server: run scripts/test, which starts one");
+        let parts = url_parts::parse(&base);
+        let upstream = (parts.host.as_str(), parts.port).to_socket_addrs().unwrap().next().unwrap();
+        let proxy = ChaosProxy::start(upstream);
+        let schema = format!("{name}_{}", std::process::id());
+        let mut admin = PgConnection::establish(&base).unwrap();
+        admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+            .unwrap();
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{}?options=-c%20search_path%3D{schema}",
+            parts.user, proxy.port, parts.database
+        );
+        Self { proxy, admin, schema, url }
+    }
+
+    /// The service over this schema, through the proxy, with a 1 s pool timeout.
+    fn app(&self) -> TestApp {
+        TestApp::with_database(TestDatabase::new(), |f| {
+            f.merge(("databases.auth.url", self.url.as_str())).merge(("databases.auth.timeout", 1))
+        })
+    }
+}
+
+impl Drop for ProxiedPostgres {
+    fn drop(&mut self) {
+        let _ = self.admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
+
 #[test]
 fn postgres_outage_gives_503_within_2_seconds_then_recovers() {
-    let base = std::env::var("TEST_PG_URL")
-        .expect("TEST_PG_URL must name a PostgreSQL server: run scripts/test, which starts one");
-    let url: url_parts::Parts = url_parts::parse(&base);
-    let upstream = (url.host.as_str(), url.port).to_socket_addrs().unwrap().next().unwrap();
-    let proxy = ChaosProxy::start(upstream);
-
-    let schema = format!("faults_{}", std::process::id());
-    let mut admin = PgConnection::establish(&base).unwrap();
-    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
-    let through_proxy = format!(
-        "postgres://{}@127.0.0.1:{}/{}?options=-c%20search_path%3D{schema}",
-        url.user, proxy.port, url.database
-    );
-    let app = TestApp::with_database(TestDatabase::new(), |f| {
-        f.merge(("databases.auth.url", through_proxy.as_str())).merge(("databases.auth.timeout", 1))
-    });
+    let database = ProxiedPostgres::new("faults");
+    let app = database.app();
     let cookie = app.with_user();
 
-    proxy.cut();
+    database.proxy.cut();
     assert_unavailable_fast(&app, |app| {
         let response = app.client.get("/profile").cookie(cookie.clone()).dispatch();
         (response.status(), response.into_json())
@@ -68,7 +95,7 @@ fn postgres_outage_gives_503_within_2_seconds_then_recovers() {
     assert_unavailable_fast(&app, |app| register(app, "during@example.com"));
     assert_eq!(app.client.get("/").dispatch().status(), Status::Ok);
 
-    proxy.restore();
+    database.proxy.restore();
     let started = Instant::now();
     let status = wait_for(
         Duration::from_secs(10),
@@ -78,7 +105,25 @@ fn postgres_outage_gives_503_within_2_seconds_then_recovers() {
     assert_eq!(status, Status::Ok, "recovered after {:?}", started.elapsed());
     eprintln!("recovered {:?} after the database came back", started.elapsed());
     assert_eq!(register(&app, "after@example.com").0, Status::Ok);
-    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
+/// The launch waits longer for its first connection than a request waits for one: a database
+/// still starting (or a disk slow to create a SQLite file) is not a failed launch.
+#[test]
+fn a_database_that_comes_up_2_seconds_after_the_launch_began_is_waited_for() {
+    let database = ProxiedPostgres::new("late_start");
+    database.proxy.cut();
+    let app = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(2));
+            database.proxy.restore();
+        });
+        let started = Instant::now();
+        let app = database.app();
+        assert!(started.elapsed() >= Duration::from_secs(2), "launched before the database was up");
+        app
+    });
+    app.register("late@example.com", PASSWORD);
 }
 
 /// Just enough URL parsing for `postgres://user@host:port/database`.
