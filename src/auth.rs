@@ -345,7 +345,7 @@ impl<'r> Auth<'r> {
         let digest = token_digest(session_id);
         let now = Utc::now().naive_utc();
         let idle_cutoff = now - self.config.idle_timeout();
-        let found = self.run(move |conn| db::find_session(conn, &digest)).await;
+        let found = self.pool.find_session(digest).await;
         let (session, user) = match found {
             Ok(row) => row,
             Err(DbError::NotFound) => return Ok(None),

@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod csrf;
 pub mod db;

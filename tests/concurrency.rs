@@ -56,6 +56,44 @@ async fn concurrent_registrations_logins_and_resets_never_fail() {
     assert!(statuses.iter().all(|status| *status == Status::Ok), "{statuses:?}");
 }
 
+/// Session look-ups that arrive together share one query: each request still gets its own user,
+/// and a cookie that matches nothing gets the 403, whatever else rode in the same query.
+#[rocket::async_test]
+async fn concurrent_profile_requests_each_get_their_own_user() {
+    let (client, _database) = async_app().await;
+    let mut sessions = Vec::new();
+    for i in 0..24 {
+        let email = format!("reader{i}@example.com");
+        let body = form(&[("email", &email), ("password", PASSWORD)]);
+        let registered = client.post("/users").header(ContentType::Form).body(body.clone()).dispatch().await;
+        assert_eq!(registered.status(), Status::Ok);
+        let login = client.post("/sessions").header(ContentType::Form).body(body).dispatch().await;
+        let session = login.cookies().get("session_id").expect("a session cookie").value().to_owned();
+        sessions.push((Some(email), session));
+    }
+    for i in 0..8 {
+        sessions.push((None, format!("no-such-session-{i}")));
+    }
+    // Every session asked for three times, the requests interleaved.
+    let requests = (0..3).flat_map(|_| sessions.iter()).map(|(email, session)| {
+        let client = &client;
+        async move {
+            let cookie = rocket::http::Cookie::new("session_id", session.clone());
+            let response = client.get("/profile").cookie(cookie).dispatch().await;
+            (email, response.status(), response.into_json::<Value>().await)
+        }
+    });
+    for (email, status, body) in join_all(requests).await {
+        match email {
+            Some(email) => {
+                assert_eq!(status, Status::Ok, "{email}: {body:?}");
+                assert_eq!(body, Some(json!({"email": email})));
+            }
+            None => assert_eq!(status, Status::Forbidden, "{body:?}"),
+        }
+    }
+}
+
 #[rocket::async_test]
 async fn a_pool_with_no_free_connection_answers_503_json() {
     let (client, _database) = async_app_with(|figment| {
