@@ -30,7 +30,10 @@ fn session_lookup(c: &mut Criterion) {
     let runtime = runtime();
 
     // The service itself, ignited but not serving, over a fresh database with cost-4 hashes.
+    // `cargo bench` builds in release, which would select Rocket.toml's hardened release profile
+    // (it refuses the development pepper); the debug profile's settings are the ones measured.
     let figment = rocket::Config::figment()
+        .select(rocket::Config::DEBUG_PROFILE)
         .merge(("databases.auth.url", url.as_str()))
         .merge(("mail_outbox", dir.path().join("mail_outbox")))
         .merge(("bcrypt_cost", 4))
