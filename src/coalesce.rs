@@ -208,45 +208,39 @@ mod tests {
         assert!(asked < 10, "the three asks for key 2 did not share a trip: {trips:?}");
     }
 
+    /// A fetch whose first call does `first` (fails or panics) after 10 ms, and whose later calls
+    /// find every key (value key * 10).
+    fn first_call_then_finds_all(
+        first: fn() -> Found,
+    ) -> impl Fn(Vec<u32>) -> BoxFuture<'static, Found> + Clone + Send + 'static {
+        let calls = Arc::new(AtomicUsize::new(0));
+        move |keys: Vec<u32>| {
+            let first_call = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if first_call {
+                    return first();
+                }
+                Ok(keys.into_iter().map(|k| (k, k * 10)).collect())
+            })
+        }
+    }
+
     #[rocket::async_test]
     async fn a_failed_trip_fails_every_look_up_on_it_and_the_next_trip_runs() {
-        let coalescer = Arc::new(Coalescer::<u32, u32, String>::new(64));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let failing = {
-            let calls = calls.clone();
-            move |_keys: Vec<u32>| {
-                let call = calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    if call == 0 {
-                        Err("database down".to_owned())
-                    } else {
-                        Ok(HashMap::from([(1, 10)]))
-                    }
-                }
-            }
-        };
-        let first = coalescer.get(1, failing.clone()).await;
+        let coalescer = Coalescer::<u32, u32, String>::new(64);
+        let fetch = first_call_then_finds_all(|| Err("database down".to_owned()));
+        let first = coalescer.get(1, fetch.clone()).await;
         assert!(matches!(first, Err(CoalesceError::Failed(ref e)) if e.as_str() == "database down"));
-        assert_eq!(coalescer.get(1, failing).await.unwrap(), Some(10));
+        assert_eq!(coalescer.get(1, fetch).await.unwrap(), Some(10));
     }
 
     #[rocket::async_test]
     async fn a_panicking_trip_reports_the_panic_and_the_next_look_up_is_served() {
         let coalescer = Coalescer::<u32, u32, String>::new(64);
-        let calls = Arc::new(AtomicUsize::new(0));
-        let panics_once = {
-            let calls = calls.clone();
-            move |_keys: Vec<u32>| {
-                let call = calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    assert!(call > 0, "a bug in the fetch");
-                    Ok(HashMap::from([(2, 20)]))
-                }
-            }
-        };
-        assert!(matches!(coalescer.get(1, panics_once.clone()).await, Err(CoalesceError::Panicked)));
-        let answer = tokio::time::timeout(Duration::from_secs(2), coalescer.get(2, panics_once)).await;
+        let fetch = first_call_then_finds_all(|| panic!("a bug in the fetch"));
+        assert!(matches!(coalescer.get(1, fetch.clone()).await, Err(CoalesceError::Panicked)));
+        let answer = tokio::time::timeout(Duration::from_secs(2), coalescer.get(2, fetch)).await;
         assert_eq!(answer.expect("not stuck behind the task that panicked").unwrap(), Some(20));
     }
 }
