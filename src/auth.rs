@@ -295,6 +295,12 @@ impl<'r> Auth<'r> {
         Ok((remaining > 0).then(|| (remaining as u64).div_ceil(1000)))
     }
 
+    /// Now, and the last-use time before which a session counts as idle (expired).
+    fn session_window(&self) -> (NaiveDateTime, NaiveDateTime) {
+        let now = Utc::now().naive_utc();
+        (now, now - self.config.idle_timeout())
+    }
+
     fn throttle_window(&self) -> (NaiveDateTime, NaiveDateTime) {
         let now = Utc::now().naive_utc();
         (now, now - chrono::Duration::seconds(self.config.login_throttle_window as i64))
@@ -343,8 +349,7 @@ impl<'r> Auth<'r> {
             return Ok(None);
         }
         let digest = token_digest(session_id);
-        let now = Utc::now().naive_utc();
-        let idle_cutoff = now - self.config.idle_timeout();
+        let (now, idle_cutoff) = self.session_window();
         let found = self.pool.find_session(digest).await;
         let (session, user) = match found {
             Ok(row) => row,
@@ -444,8 +449,7 @@ impl<'r> Auth<'r> {
 
     /// Deletes expired sessions and clears expired reset tokens; returns how many of each.
     pub async fn purge_expired(&self) -> ApiResult<(usize, usize)> {
-        let now = Utc::now().naive_utc();
-        let idle_cutoff = now - self.config.idle_timeout();
+        let (now, idle_cutoff) = self.session_window();
         Ok(self
             .run(move |conn| {
                 let sessions = db::delete_expired_sessions(conn, now, idle_cutoff)?;
@@ -456,15 +460,13 @@ impl<'r> Auth<'r> {
 
     /// How many sessions are live across all users (for the metrics).
     pub async fn live_session_count(&self) -> ApiResult<i64> {
-        let now = Utc::now().naive_utc();
-        let idle_cutoff = now - self.config.idle_timeout();
+        let (now, idle_cutoff) = self.session_window();
         Ok(self.run(move |conn| db::count_live_sessions(conn, now, idle_cutoff)).await?)
     }
 
     /// The user's live sessions, most recently used first.
     pub async fn list_sessions(&self, user_id: i32) -> ApiResult<Vec<Session>> {
-        let now = Utc::now().naive_utc();
-        let idle_cutoff = now - self.config.idle_timeout();
+        let (now, idle_cutoff) = self.session_window();
         Ok(self.run(move |conn| db::list_sessions(conn, user_id, now, idle_cutoff)).await?)
     }
 

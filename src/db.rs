@@ -134,6 +134,16 @@ impl DbPool {
             Err(CoalesceError::Abandoned) => Err(DbError::Unavailable("the runtime is shutting down".into())),
         }
     }
+
+    /// The pool's use now; reading it takes no connection.
+    pub fn usage(&self) -> PoolUsage {
+        let state = self.pool.state();
+        PoolUsage {
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
 }
 
 /// How the pool's connections are used at one instant.
@@ -145,18 +155,6 @@ pub struct PoolUsage {
     pub idle: u32,
     /// The pool's size (`databases.auth.pool_size`).
     pub max: u32,
-}
-
-impl DbPool {
-    /// The pool's use now; reading it takes no connection.
-    pub fn usage(&self) -> PoolUsage {
-        let state = self.pool.state();
-        PoolUsage {
-            in_use: state.connections.saturating_sub(state.idle_connections),
-            idle: state.idle_connections,
-            max: self.pool.max_size(),
-        }
-    }
 }
 
 /// Where [`Poolable::pool`] leaves a handle on the pool it builds, for [`DbPool`].
@@ -631,11 +629,17 @@ pub fn list_sessions(
 ) -> Result<Vec<Session>, DbError> {
     let rows = sessions::table
         .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::expires_at.gt(now).and(sessions::last_seen_at.ge(idle_cutoff)))
+        .filter(session_is_live(now, idle_cutoff))
         .order(sessions::last_seen_at.desc())
         .select(Session::as_select())
         .load(conn)?;
     Ok(rows)
+}
+
+/// A session is live until `expires_at` and while it was used since `idle_cutoff`.
+#[diesel::dsl::auto_type]
+fn session_is_live(now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> _ {
+    sessions::expires_at.gt(now).and(sessions::last_seen_at.ge(idle_cutoff))
 }
 
 /// How many sessions of any user are live (not past `now`, used since `idle_cutoff`).
@@ -644,10 +648,7 @@ pub fn count_live_sessions(
     now: NaiveDateTime,
     idle_cutoff: NaiveDateTime,
 ) -> Result<i64, DbError> {
-    let count = sessions::table
-        .filter(sessions::expires_at.gt(now).and(sessions::last_seen_at.ge(idle_cutoff)))
-        .count()
-        .get_result(conn)?;
+    let count = sessions::table.filter(session_is_live(now, idle_cutoff)).count().get_result(conn)?;
     Ok(count)
 }
 
@@ -672,8 +673,7 @@ pub fn delete_expired_sessions(
     now: NaiveDateTime,
     idle_cutoff: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    let expired =
-        sessions::table.filter(sessions::expires_at.le(now).or(sessions::last_seen_at.lt(idle_cutoff)));
+    let expired = sessions::table.filter(diesel::dsl::not(session_is_live(now, idle_cutoff)));
     Ok(diesel::delete(expired).execute(conn)?)
 }
 
