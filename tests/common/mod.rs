@@ -94,15 +94,12 @@ fn rand_suffix() -> u32 {
 }
 
 /// The settings every test starts from: `Rocket.toml`'s debug profile, the test database and its
-/// mail outbox, bcrypt cost 4, a 5 s pool timeout and no log noise.
+/// mail outbox, bcrypt cost 4 and no log noise.
 pub fn test_figment(database: &TestDatabase) -> Figment {
     rocket::Config::figment()
         .merge(("databases.auth.url", database.url.as_str()))
         .merge(("mail_outbox", database.mail_outbox()))
         .merge(("databases.auth.pool_size", 4))
-        // A loaded CI machine can take more than the default second to open a connection; the
-        // tests about the pool timeout itself set it back to 1.
-        .merge(("databases.auth.timeout", 5))
         .merge(("bcrypt_cost", 4))
         .merge(("log_level", "off"))
 }
