@@ -141,13 +141,14 @@ mod tests {
 
     type Found = Result<HashMap<u32, u32>, String>;
 
-    /// A fetch that records each trip's keys, takes 20 ms, and finds the even keys (value key * 10).
+    /// A fetch that records each trip's keys, takes 50 ms (long beside a
+    /// scheduler pass, so callers spawned together all arrive during it), and finds the even keys (value key * 10).
     fn recording(trips: &Trips) -> impl Fn(Vec<u32>) -> BoxFuture<'static, Found> + Send + 'static {
         let trips = trips.clone();
         move |keys: Vec<u32>| {
             trips.lock().unwrap().push(keys.clone());
             Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok(keys.into_iter().filter(|k| k % 2 == 0).map(|k| (k, k * 10)).collect())
             })
         }

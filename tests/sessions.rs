@@ -164,6 +164,41 @@ fn expired_sessions_are_swept_from_the_table_at_start() {
     }
 }
 
+/// The sweep (and `purge-expired`) deletes the sessions past their absolute expiry or idle too
+/// long, and nothing else; the live-session count agrees.
+#[test]
+fn the_sweep_deletes_expired_and_idle_sessions_and_keeps_the_live_one() {
+    let app = TestApp::new();
+    app.register(EMAIL, PASSWORD);
+    let _expired = app.login(EMAIL, PASSWORD);
+    let _idle = app.login(EMAIL, PASSWORD);
+    let live = app.login(EMAIL, PASSWORD);
+    let (swept, live_left, ids) = app.with_db(|conn| {
+        let now = chrono::Utc::now().naive_utc();
+        let ids: Vec<i32> = sessions::table.select(sessions::id).order(sessions::id).load(conn).unwrap();
+        let past = now - chrono::Duration::minutes(1);
+        diesel::update(sessions::table.find(ids[0]))
+            .set(sessions::expires_at.eq(past))
+            .execute(conn)
+            .unwrap();
+        let long_ago = now - chrono::Duration::hours(2);
+        diesel::update(sessions::table.find(ids[1]))
+            .set(sessions::last_seen_at.eq(long_ago))
+            .execute(conn)
+            .unwrap();
+        let idle_cutoff = now - chrono::Duration::minutes(30);
+        let swept = auth_service::db::delete_expired_sessions(conn, now, idle_cutoff).unwrap();
+        let live_left = auth_service::db::count_live_sessions(conn, now, idle_cutoff).unwrap();
+        let left: Vec<i32> = sessions::table.select(sessions::id).load(conn).unwrap();
+        (swept, live_left, (ids, left))
+    });
+    let (all, left) = ids;
+    assert_eq!(swept, 2);
+    assert_eq!(left, vec![all[2]]);
+    assert_eq!(live_left, 1);
+    assert_eq!(profile_status(&app, &live), Status::Ok);
+}
+
 #[test]
 fn put_reset_password_token_past_its_ttl_is_403() {
     let app = TestApp::with_config(|figment| figment.merge(("reset_token_ttl", 1)));
